@@ -1,0 +1,12 @@
+#include "autograd/grad_mode.hpp"
+
+namespace ld::autograd {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
+
+}  // namespace ld::autograd

@@ -1,0 +1,178 @@
+#pragma once
+// The one interface every compute backend implements (DESIGN.md: backends). Kernels see raw device
+// pointers, sizes and strides; they never see Tensors, autograd, nn or models. Shapes and strides
+// are in elements. Floating-point kernels take f32 unless the signature says otherwise.
+//
+// Every kernel has a default that throws "not implemented on <backend>", so a new backend can be
+// brought up kernel by kernel; tests/ops/op_coverage_test.cpp checks that the CPU backend (the
+// reference) overrides all of them, and that any other backend lists what it lacks explicitly.
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "core/device.hpp"
+#include "core/dtype.hpp"
+#include "core/storage.hpp"
+
+namespace ld {
+
+enum class BinaryOp : uint8_t { add, sub, mul, div };
+enum class UnaryOp : uint8_t { neg, exp, log, sqrt, tanh, sigmoid, relu, gelu_tanh, gelu_erf, silu };
+enum class RandomKind : uint8_t { uniform, normal };
+enum class RopeLayout : uint8_t { interleaved, half };  // pairs (2i, 2i+1) as GPT-J/llama2.c; (i, i+d/2) as HF LLaMA
+
+// Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], op(X) = X or X^T.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  float alpha = 1.0f, beta = 0.0f;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  int64_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items (0 = shared)
+};
+
+// Scaled-dot-product attention over q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] (Hq a multiple of Hkv:
+// grouped-query attention). Each tensor is given by strides for (b, h, t); the last dim is contiguous.
+// Causal masking aligns the last query with the last key (query i sees keys <= i + Tk - Tq), which is
+// what decoding with a KV cache needs. mask, if given, is an additive f32 mask with strides for
+// (b, h, tq, tk) (0 for broadcast dims). lse is [B, Hq, Tq] contiguous: log-sum-exp of the scaled
+// scores per query, saved by the forward for the backward.
+struct AttentionArgs {
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, q_len = 0, kv_len = 0, head_dim = 0;
+  float scale = 1.0f;
+  bool causal = false;
+  int64_t q_stride[3]{}, k_stride[3]{}, v_stride[3]{}, o_stride[3]{};
+  const float* mask = nullptr;
+  int64_t mask_stride[4]{};
+};
+
+// Rotary position embedding on x [B, T, H, D] (contiguous). positions: i64, [T] if pos_batch_stride is
+// 0, else [B, T]. Only the first rotary_dim of D rotate. inverse rotates by -angle (the backward).
+struct RopeArgs {
+  int64_t batch = 0, seq = 0, heads = 0, head_dim = 0, rotary_dim = 0;
+  const int64_t* positions = nullptr;
+  int64_t pos_batch_stride = 0;
+  double theta = 10000.0;
+  RopeLayout layout = RopeLayout::half;
+  bool inverse = false;
+};
+
+// Cross-entropy over rows of logits [rows, vocab] with integer targets (i32 or i64). Rows whose
+// target is ignore_index give loss 0 and gradient 0. Label smoothing e mixes the one-hot target
+// with the uniform distribution: loss = (1-e) * nll + e * mean_j(-log p_j).
+struct CrossEntropyArgs {
+  int64_t rows = 0, vocab = 0;
+  const float* logits = nullptr;
+  const void* targets = nullptr;
+  DType target_dtype = DType::i64;
+  int64_t ignore_index = -100;
+  float label_smoothing = 0.0f;
+};
+
+// One AdamW step over a flat parameter buffer (decoupled weight decay, bias-corrected moments).
+struct AdamWArgs {
+  int64_t n = 0;
+  float* param = nullptr;
+  const float* grad = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  float grad_scale = 1.0f;  // multiplies grad (gradient clipping / loss-scale undo in one pass)
+  int64_t step = 1;         // 1-based, for bias correction
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string_view name() const = 0;
+
+  // --- memory
+  virtual std::shared_ptr<Storage> allocate(size_t nbytes) = 0;
+  virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void synchronize() {}
+
+  // --- layout, dtype and filling
+  // dst[i] = cast(src[i]) over an ndim index space with arbitrary (even zero) strides on both sides.
+  virtual void copy_strided(int ndim, const int64_t* shape, DType src_dtype, const void* src,
+                            const int64_t* src_strides, DType dst_dtype, void* dst, const int64_t* dst_strides);
+  virtual void fill(DType dtype, void* dst, int64_t n, double value);
+  // Philox: element i uses counter (offset + i/4), lane i%4. uniform in [a, b); normal mean a, std b.
+  virtual void random_fill(RandomKind kind, float* dst, int64_t n, uint64_t seed, uint64_t offset, float a, float b);
+
+  // --- elementwise (out contiguous)
+  virtual void binary(BinaryOp op, int ndim, const int64_t* shape, const float* a, const int64_t* a_strides,
+                      const float* b, const int64_t* b_strides, float* out);
+  virtual void unary(UnaryOp op, int64_t n, const float* x, float* y);
+  // dx = dy * f'(x); y is the forward's output (rules may use either)
+  virtual void unary_backward(UnaryOp op, int64_t n, const float* x, const float* y, const float* dy, float* dx);
+  virtual void affine(int64_t n, const float* x, float alpha, float beta, float* y);  // y = alpha*x + beta
+  virtual void where(int ndim, const int64_t* shape, const uint8_t* cond, const int64_t* cond_strides,
+                     const float* a, const int64_t* a_strides, const float* b, const int64_t* b_strides, float* out);
+  virtual void swiglu_forward(int64_t n, const float* gate, const float* up, float* out);  // silu(gate) * up
+  virtual void swiglu_backward(int64_t n, const float* gate, const float* up, const float* dout, float* dgate, float* dup);
+  virtual void dropout(int64_t n, const float* x, float p, uint64_t seed, uint64_t offset, float* y);
+
+  // --- reductions
+  virtual void reduce_sum(int64_t outer, int64_t n, int64_t inner, const float* x, float* out);  // out[o,i] = sum_r x[o,r,i]
+  virtual void argmax(int64_t rows, int64_t cols, const float* x, int64_t* out);
+  virtual void topk(int64_t rows, int64_t cols, int64_t k, const float* x, float* values, int64_t* indices);
+  // dst [rows, cols] (zeroed by the caller) += src [rows, k] scattered by index [rows, k]
+  virtual void scatter_add_rows(int64_t rows, int64_t cols, int64_t k, const int64_t* index, const float* src, float* dst);
+
+  // --- matrix multiply
+  virtual void gemm(const GemmArgs& args);
+
+  // --- normalisation (rows of length cols). residual may be null; when given, the norm is taken of
+  // x + residual and that sum is written to sum_out (the fused "residual add + norm" of a block).
+  virtual void layernorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
+                                 const float* b, float eps, float* sum_out, float* y, float* mean, float* rstd);
+  // x is the normalised input (the sum when a residual was fused); dw, db are overwritten (b may be null).
+  virtual void layernorm_backward(int64_t rows, int64_t cols, const float* dy, const float* x, const float* w,
+                                  const float* mean, const float* rstd, float* dx, float* dw, float* db);
+  virtual void rmsnorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
+                               float eps, float* sum_out, float* y, float* rstd);
+  virtual void rmsnorm_backward(int64_t rows, int64_t cols, const float* dy, const float* x, const float* w,
+                                const float* rstd, float* dx, float* dw);
+
+  // --- softmax over the last dim (log = log_softmax)
+  virtual void softmax_forward(int64_t rows, int64_t cols, const float* x, float* y, bool log);
+  virtual void softmax_backward(int64_t rows, int64_t cols, const float* y, const float* dy, float* dx, bool log);
+
+  // --- embedding: ids are i32 or i64 and already range-checked by the op
+  virtual void embedding_forward(int64_t n, const void* ids, DType id_dtype, int64_t dim, const float* table, float* out);
+  // dtable (zeroed by the caller) += scatter of dy rows
+  virtual void embedding_backward(int64_t n, const void* ids, DType id_dtype, int64_t vocab, int64_t dim,
+                                  const float* dy, float* dtable);
+
+  // --- attention and rotary embedding (see the argument structs)
+  virtual void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v, float* out,
+                                 float* lse);
+  // dq, dk, dv are contiguous [B, H, T, D] and overwritten
+  virtual void attention_backward(const AttentionArgs& a, const float* q, const float* k, const float* v,
+                                  const float* out, const float* dout, const float* lse, float* dq, float* dk, float* dv);
+  virtual void rope(const RopeArgs& a, const float* x, float* y);
+
+  // --- loss: loss_rows [rows] and lse [rows] from the forward; the backward writes dlogits, scaled
+  // per row by dloss_rows (the upstream gradient, already divided by the number of counted rows).
+  virtual void cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse);
+  virtual void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows, float* dlogits);
+
+  // --- optimizer
+  virtual void adamw_step(const AdamWArgs& a);
+
+ protected:
+  [[noreturn]] void not_implemented(std::string_view kernel) const;
+};
+
+// The backend that owns a device. The CPU backend always exists; others register when built in.
+Backend& backend_for(Device device);
+
+}  // namespace ld

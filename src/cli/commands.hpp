@@ -1,0 +1,16 @@
+#pragma once
+// Each command lives in its own file and registers itself here: it adds a CLI11 subcommand with its
+// options and a function to run when that subcommand is selected.
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace ld::cli {
+
+void register_commands(CLI::App& app);
+void run_selected(CLI::App& app);
+
+// Called by register_commands; each defined in cmd_<name>.cpp.
+void add_demo_command(CLI::App& app, std::function<void()>& run);
+void add_op_command(CLI::App& app, std::function<void()>& run);
+
+}  // namespace ld::cli

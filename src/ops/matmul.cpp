@@ -1,0 +1,180 @@
+// matmul (batched, broadcasting, transposed views read in place) and linear (x W^T + b), both on
+// the backend's gemm.
+#include "ops/op_utils.hpp"
+#include "ops/ops.hpp"
+
+namespace ld::ops {
+
+using autograd::make_node;
+using autograd::Node;
+using autograd::set_history;
+
+namespace {
+
+// How gemm reads one operand: a pointer, leading dimension, transpose flag and batch stride.
+struct Operand {
+  Tensor keep;  // holds a copy alive when one was needed
+  const float* ptr;
+  int64_t ld;
+  bool trans;
+  int64_t batch_stride;
+};
+
+// t: [batch..., rows, cols] (already broadcast). Avoid copies for row-major and column-major
+// matrices whose batch dims collapse to a single stride.
+Operand gemm_operand(const Tensor& t, size_t nbatch) {
+  const Shape& s = t.shape();
+  const Shape& st = t.strides();
+  int64_t rows = s[nbatch], cols = s[nbatch + 1];
+  int64_t rs = st[nbatch], cs = st[nbatch + 1];
+  bool row_major = (cs == 1 || cols == 1) && rs >= std::max<int64_t>(cols, 1);
+  bool col_major = !row_major && (rs == 1 || rows == 1) && cs >= std::max<int64_t>(rows, 1);
+  // batch dims: all broadcast (stride 0) or one uniform stride
+  int64_t bstride = -1;
+  bool uniform = true;
+  for (size_t i = nbatch; i-- > 0;) {
+    if (s[i] == 1) continue;
+    if (bstride < 0) {
+      bstride = st[i];
+      continue;
+    }
+    int64_t inner_count = 1;
+    for (size_t j = i + 1; j < nbatch; ++j) inner_count *= s[j];
+    if (st[i] != bstride * inner_count) uniform = false;
+  }
+  if (bstride < 0) bstride = 0;
+  if ((row_major || col_major) && uniform) {
+    return {Tensor(), static_cast<const float*>(t.raw()), row_major ? std::max<int64_t>(rs, 1) : std::max<int64_t>(cs, 1),
+            col_major, bstride};
+  }
+  Tensor c = t.contiguous();
+  return {c, c.data<float>(), std::max<int64_t>(cols, 1), false, rows * cols};
+}
+
+struct MatmulBackward : Node {
+  Tensor a, b;
+  const char* name() const override { return "MatmulBackward"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
+    const Tensor& g = grads[0];
+    Tensor ga, gb;
+    if (needs_input_grad(0)) ga = sum_to_shape(matmul(g, b.transpose(-1, -2)), a.shape());
+    if (needs_input_grad(1)) gb = sum_to_shape(matmul(a.transpose(-1, -2), g), b.shape());
+    return {ga, gb};
+  }
+  void release() override { a = b = Tensor(); }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  detail::check_f32(a_in, "matmul", "a");
+  detail::check_f32(b_in, "matmul", "b");
+  check_same_device(a_in, b_in, "matmul");
+  LD_CHECK(a_in.dim() >= 2 && b_in.dim() >= 2, "matmul: both operands need at least 2 dims, got ",
+           shape_str(a_in.shape()), " and ", shape_str(b_in.shape()));
+  int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
+  LD_CHECK(b_in.size(-2) == k, "matmul: inner dimensions differ: ", shape_str(a_in.shape()), " @ ",
+           shape_str(b_in.shape()), " (", k, " vs ", b_in.size(-2), ")");
+  Shape ab(a_in.shape().begin(), a_in.shape().end() - 2), bb(b_in.shape().begin(), b_in.shape().end() - 2);
+  Shape batch = broadcast_shapes(ab, bb, "matmul");
+  Shape a_shape = batch, b_shape = batch, out_shape = batch;
+  a_shape.insert(a_shape.end(), {m, k});
+  b_shape.insert(b_shape.end(), {k, n});
+  out_shape.insert(out_shape.end(), {m, n});
+  Tensor a = a_in.detach().expand(a_shape), b = b_in.detach().expand(b_shape);
+  Operand oa = gemm_operand(a, batch.size()), ob = gemm_operand(b, batch.size());
+  Tensor out = empty(out_shape, DType::f32, a.device());
+  GemmArgs g;
+  g.trans_a = oa.trans, g.trans_b = ob.trans;
+  g.m = m, g.n = n, g.k = k;
+  g.a = oa.ptr, g.lda = oa.ld, g.stride_a = oa.batch_stride;
+  g.b = ob.ptr, g.ldb = ob.ld, g.stride_b = ob.batch_stride;
+  g.c = out.data<float>(), g.ldc = std::max<int64_t>(n, 1), g.stride_c = m * n;
+  g.batch = shape_numel(batch);
+  out.backend().gemm(g);
+  if (auto node = make_node<MatmulBackward>({a_in, b_in})) {
+    node->a = a_in.detach();
+    node->b = b_in.detach();
+    set_history(out, node);
+  }
+  return out;
+}
+
+namespace {
+
+struct LinearBackward : Node {
+  Tensor x2, weight;  // x as [N, in], contiguous
+  Shape x_shape;
+  const char* name() const override { return "LinearBackward"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
+    Tensor g = grads[0].reshape({x2.size(0), weight.size(0)}).contiguous();
+    int64_t rows = x2.size(0), in = weight.size(1), out = weight.size(0);
+    Backend& be = g.backend();
+    Tensor dx, dw, db;
+    if (needs_input_grad(0)) {
+      dx = empty({rows, in}, DType::f32, g.device());
+      GemmArgs a;  // dX[N,in] = G[N,out] W[out,in]
+      a.m = rows, a.n = in, a.k = out;
+      a.a = g.data<float>(), a.lda = out, a.b = weight.data<float>(), a.ldb = in, a.c = dx.data<float>(), a.ldc = in;
+      be.gemm(a);
+      dx = dx.view(x_shape);
+    }
+    if (needs_input_grad(1)) {
+      dw = empty(weight.shape(), DType::f32, g.device());
+      GemmArgs a;  // dW[out,in] = G^T[out,N] X[N,in]
+      a.trans_a = true;
+      a.m = out, a.n = in, a.k = rows;
+      a.a = g.data<float>(), a.lda = out, a.b = x2.data<float>(), a.ldb = in, a.c = dw.data<float>(), a.ldc = in;
+      be.gemm(a);
+    }
+    if (needs_input_grad(2)) {
+      db = empty({out}, DType::f32, g.device());
+      be.reduce_sum(1, rows, out, g.data<float>(), db.data<float>());
+    }
+    return {dx, dw, db};
+  }
+  void release() override { x2 = weight = Tensor(); }
+};
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
+  detail::check_f32(x, "linear", "x");
+  detail::check_f32(weight_in, "linear", "weight");
+  LD_CHECK(weight_in.dim() == 2, "linear: weight must be [out_features, in_features], got ", shape_str(weight_in.shape()));
+  LD_CHECK(x.dim() >= 1 && x.size(-1) == weight_in.size(1), "linear: input ", shape_str(x.shape()),
+           " does not match weight ", shape_str(weight_in.shape()), " (last dim must be ", weight_in.size(1), ")");
+  int64_t in = weight_in.size(1), outf = weight_in.size(0);
+  if (bias.defined()) {
+    detail::check_f32(bias, "linear", "bias");
+    LD_CHECK(bias.dim() == 1 && bias.size(0) == outf, "linear: bias ", shape_str(bias.shape()),
+             " does not match weight ", shape_str(weight_in.shape()), " (expected [", outf, "])");
+  }
+  Tensor x2 = x.detach().reshape({-1, in}).contiguous();
+  Tensor weight = weight_in.detach().contiguous();
+  int64_t rows = x2.size(0);
+  Shape out_shape = x.shape();
+  out_shape.back() = outf;
+  Tensor out = empty({rows, outf}, DType::f32, x.device());
+  GemmArgs g;  // Y[N,out] = X[N,in] W^T + b
+  g.trans_b = true;
+  g.m = rows, g.n = outf, g.k = in;
+  g.a = x2.data<float>(), g.lda = std::max<int64_t>(in, 1);
+  g.b = weight.data<float>(), g.ldb = std::max<int64_t>(in, 1);
+  g.c = out.data<float>(), g.ldc = std::max<int64_t>(outf, 1);
+  if (bias.defined()) {
+    out.copy_(bias.detach());
+    g.beta = 1.0f;
+  }
+  out.backend().gemm(g);
+  out = out.view(out_shape);
+  if (auto node = make_node<LinearBackward>({x, weight_in, bias})) {
+    node->x2 = x2;
+    node->weight = weight;
+    node->x_shape = x.shape();
+    set_history(out, node);
+  }
+  return out;
+}
+
+}  // namespace ld::ops

@@ -1,0 +1,117 @@
+#pragma once
+// The differentiable ops. Each takes and returns Tensors, checks shapes and dtypes (errors name the
+// op and the shapes), dispatches to the tensor's backend and records its backward rule. The list
+// in op_list.hpp is the one place that enumerates them (coverage test, docs).
+#include <optional>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "core/tensor.hpp"
+
+namespace ld {
+class Generator;
+}
+
+namespace ld::ops {
+
+// --- elementwise, NumPy broadcasting
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double alpha);              // alpha * x
+Tensor add_scalar(const Tensor& x, double value);         // x + value
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x, bool tanh_approximation = true);  // tanh: GPT-2's "gelu_new"; false: exact erf
+Tensor silu(const Tensor& x);
+Tensor swiglu(const Tensor& gate, const Tensor& up);  // silu(gate) * up, fused
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond: u8, broadcast
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);  // mask: u8, broadcast to x
+
+// --- reductions
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
+Tensor sum(const Tensor& x);  // all elements -> scalar
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+// Sum a broadcast gradient back down to `shape` (the backward of broadcasting).
+Tensor sum_to_shape(const Tensor& x, const Shape& shape);
+Tensor argmax(const Tensor& x, int64_t dim = -1);  // i64, dim removed
+struct TopK {
+  Tensor values;   // differentiable
+  Tensor indices;  // i64
+};
+TopK topk(const Tensor& x, int64_t k, int64_t dim = -1);  // largest first
+
+// --- matrix products
+// Batched matmul with broadcasting over leading dims; 1-D operands as in NumPy are not supported.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x [..., in] @ weight[out, in]^T + bias[out] (PyTorch/Hugging Face layout). bias may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// --- embedding
+Tensor embedding(const Tensor& ids, const Tensor& table);  // ids i32/i64 [...]; table [V, C] -> [..., C]
+
+// --- normalisation over the last dim
+Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+// Fused residual add + norm of a pre-norm block: sum = x + residual, normed = norm(sum).
+struct ResidualNorm {
+  Tensor sum;
+  Tensor normed;
+};
+ResidualNorm add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                           double eps = 1e-5);
+ResidualNorm add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps = 1e-6);
+
+// --- softmax family
+Tensor softmax(const Tensor& x, int64_t dim = -1);
+Tensor log_softmax(const Tensor& x, int64_t dim = -1);
+
+// --- regularisation
+// Inverted dropout with a Philox mask: the backward regenerates the mask from (seed, offset)
+// instead of storing it. p = 0 or !training returns x.
+Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen = nullptr);
+
+// --- attention
+struct AttentionOptions {
+  bool causal = true;
+  std::optional<double> scale;  // default 1/sqrt(head_dim)
+  Tensor mask;                  // optional: additive f32 or boolean u8 (1 = keep), broadcast to [B, H, Tq, Tk]
+};
+// q [B, Hq, Tq, D], k and v [B, Hkv, Tk, D] (Hq % Hkv == 0). Returns [B, Hq, Tq, D]. Flash-style:
+// never holds a Tq x Tk matrix; saves only the output and a log-sum-exp per query for backward.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
+
+struct RopeOptions {
+  double theta = 10000.0;
+  int64_t rotary_dim = 0;  // 0 = the whole head dim
+  RopeLayout layout = RopeLayout::half;
+};
+// x [B, T, H, D]; positions i64 [T] or [B, T].
+Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options = {});
+
+// --- loss
+struct CrossEntropyOptions {
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  enum class Reduction { mean, sum, none } reduction = Reduction::mean;
+};
+// logits [N, V] (or [..., V]), targets i32/i64 [N] (or [...]). Fused log-softmax + NLL, chunked over
+// the vocabulary: no probability tensor is kept, the backward writes dlogits directly.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& options = {});
+
+// --- joining and splitting
+Tensor concat(const std::vector<Tensor>& tensors, int64_t dim);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim);
+
+// --- dtype
+Tensor cast(const Tensor& x, DType dtype);
+
+}  // namespace ld::ops

@@ -1,0 +1,61 @@
+#include "ops/op_harness.hpp"
+#include "ops/ops.hpp"
+#include "ops/ref_util.hpp"
+
+namespace ld::test {
+namespace {
+
+OpCase matmul_case(InputSpec a, InputSpec b, const char* variant) {
+  OpCase c;
+  c.op = "matmul";
+  c.variant = variant;
+  c.inputs = {a, b};
+  c.run = [](const std::vector<Tensor>& t) { return std::vector<Tensor>{ops::matmul(t[0], t[1])}; };
+  c.reference = [](const std::vector<Ref>& t) { return std::vector<Ref>{ref_matmul(t[0], t[1])}; };
+  return c;
+}
+
+Ref ref_linear(const Ref& x, const Ref& w, const Ref* b) {
+  int64_t in = w.shape[1], out = w.shape[0], rows = x.numel() / in;
+  Shape s = x.shape;
+  s.back() = out;
+  Ref r(s);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t o = 0; o < out; ++o) {
+      double acc = b ? b->v[size_t(o)] : 0.0;
+      for (int64_t k = 0; k < in; ++k) acc += x.v[size_t(i * in + k)] * w.v[size_t(o * in + k)];
+      r.v[size_t(i * out + o)] = acc;
+    }
+  return r;
+}
+
+OpCase linear_case(InputSpec x, InputSpec w, bool bias, const char* variant) {
+  OpCase c;
+  c.op = "linear";
+  c.variant = variant;
+  c.inputs = {x, w};
+  if (bias) c.inputs.push_back(in({w.shape[0]}));
+  c.run = [bias](const std::vector<Tensor>& t) {
+    return std::vector<Tensor>{ops::linear(t[0], t[1], bias ? t[2] : Tensor())};
+  };
+  c.reference = [bias](const std::vector<Ref>& t) {
+    return std::vector<Ref>{ref_linear(t[0], t[1], bias ? &t[2] : nullptr)};
+  };
+  return c;
+}
+
+LD_OP_CASES {
+  return std::vector<OpCase>{
+      matmul_case(in({5, 3}), in({3, 7}), "2-D"),
+      matmul_case(in({2, 4, 3}), in({3, 5}), "batched @ broadcast matrix"),
+      matmul_case(in({2, 1, 4, 3}), in({3, 3, 2}, Layout::transposed), "broadcast batch, transposed rhs"),
+      matmul_case(in({6, 3}, Layout::transposed), in({3, 1}), "transposed lhs, n=1"),
+      matmul_case(in({1, 1}), in({1, 9}), "k=1"),
+      linear_case(in({2, 3, 5}), in({4, 5}), true, "3-D input with bias"),
+      linear_case(in({5, 7}, Layout::transposed), in({3, 7}), false, "transposed input, no bias"),
+      linear_case(in({1, 1}), in({6, 1}), true, "size-1"),
+  };
+}
+
+}  // namespace
+}  // namespace ld::test
