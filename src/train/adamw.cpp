@@ -1,0 +1,55 @@
+#include "train/adamw.hpp"
+
+#include <cmath>
+
+#include "backend/backend.hpp"
+#include "ops/ops.hpp"
+
+namespace ld::train {
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(options) {
+  for (auto& group : groups) {
+    for (auto& p : group.params) {
+      check_dtype(p, DType::f32, "AdamW", "parameter");
+      LD_CHECK(p.is_contiguous(), "AdamW: parameters must be contiguous, got strides ", shape_str(p.strides()));
+      slots_.push_back({p, zeros(p.shape(), DType::f32, p.device()), zeros(p.shape(), DType::f32, p.device()),
+                        group.weight_decay});
+    }
+  }
+}
+
+void AdamW::step(float grad_scale) {
+  ++step_;
+  for (Slot& s : slots_) {
+    Tensor g = s.param.grad();
+    if (!g.defined()) continue;
+    g = g.contiguous();
+    AdamWArgs a;
+    a.n = s.param.numel();
+    a.param = s.param.data<float>();
+    a.grad = g.data<float>();
+    a.m = s.m.data<float>();
+    a.v = s.v.data<float>();
+    a.lr = options_.lr, a.beta1 = options_.beta1, a.beta2 = options_.beta2, a.eps = options_.eps;
+    a.weight_decay = s.weight_decay;
+    a.grad_scale = grad_scale;
+    a.step = step_;
+    s.param.backend().adamw_step(a);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (Slot& s : slots_) s.param.zero_grad();
+}
+
+double grad_norm(const std::vector<Tensor>& params) {
+  double total = 0.0;
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    for (float x : g.to_vector<float>()) total += double(x) * double(x);
+  }
+  return std::sqrt(total);
+}
+
+}  // namespace ld::train
