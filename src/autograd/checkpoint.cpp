@@ -23,7 +23,7 @@ struct CheckpointBackward : Node {
     gen.set_state(rng_seed, rng_offset);  // same dropout masks as the first forward
     std::vector<Tensor> leaves_in;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      Tensor d = inputs[i].detach();
+      Tensor d = inputs[i].defined() ? inputs[i].detach() : Tensor();
       if (input_requires_grad[i]) d.set_requires_grad(true);
       leaves_in.push_back(d);
     }
@@ -89,8 +89,8 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   node->rng_offset = offset;
   node->num_outputs = uint32_t(outputs.size());
   // edges: inputs first, then the parameters fn touched
-  for (const Tensor& t : inputs) detail::connect(*node, {t});
-  for (const Tensor& p : params) detail::connect(*node, {p});
+  detail::connect(*node, inputs);
+  detail::connect(*node, params);
   for (size_t i = 0; i < outputs.size(); ++i) {
     // A fresh handle, so that an output which is an input or a parameter itself gets no history.
     outputs[i] = outputs[i].detach();

@@ -67,6 +67,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   // Discover the graph and count, for every node and leaf, how many edges lead into it.
   std::vector<Node*> stack;
   auto visit = [&](Node* n) {
+    LD_CHECK(!n->released, "backward: the graph through ", n->name(),
+             " was already used by an earlier backward, which freed its saved tensors; "
+             "pass retain_graph=true to the first backward to run it twice");
     if (nodes.emplace(n, NodeState{}).second) {
       nodes[n].grad_inputs.resize(n->num_outputs);
       stack.push_back(n);
@@ -134,7 +137,10 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
         deliver_to_leaf(e.leaf.get(), e.leaf, std::move(g));
       }
     }
-    if (!retain_graph) n->release();
+    if (!retain_graph) {
+      n->release();
+      n->released = true;
+    }
   }
   return captured;
 }

@@ -4,7 +4,7 @@
 
 namespace ld::autograd {
 
-bool any_requires_grad(std::initializer_list<Tensor> inputs) {
+bool any_requires_grad(std::span<const Tensor> inputs) {
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) return true;
   return false;
@@ -12,7 +12,7 @@ bool any_requires_grad(std::initializer_list<Tensor> inputs) {
 
 namespace detail {
 
-bool should_record(std::initializer_list<Tensor> inputs) {
+bool should_record(std::span<const Tensor> inputs) {
   if (grad_enabled()) return any_requires_grad(inputs);
   if (LeafCollector* collector = LeafCollector::active()) {
     for (const Tensor& t : inputs)
@@ -21,7 +21,7 @@ bool should_record(std::initializer_list<Tensor> inputs) {
   return false;
 }
 
-void connect(Node& node, std::initializer_list<Tensor> inputs) {
+void connect(Node& node, std::span<const Tensor> inputs) {
   node.next_edges.reserve(inputs.size());
   for (const Tensor& t : inputs) {
     Edge e;

@@ -1,5 +1,81 @@
-// placeholder
+// Embedding lookup: out[..., :] = table[ids[...], :]. The gradient goes to the table only.
+#include "ops/op_utils.hpp"
 #include "ops/ops.hpp"
+
 namespace ld::ops {
-Tensor embedding(const Tensor&, const Tensor&) { LD_FAIL("embedding: not implemented yet"); }
+
+using autograd::make_node;
+using autograd::Node;
+using autograd::set_history;
+
+namespace {
+
+// Row-major multi-index of a flat position, for error messages.
+Shape unravel(int64_t flat, const Shape& shape) {
+  Shape idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return idx;
 }
+
+template <typename Id>
+void check_ids_in_range(const Id* ids, const Tensor& id_tensor, const Tensor& table) {
+  int64_t n = id_tensor.numel(), vocab = table.size(0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t id = int64_t(ids[i]);
+    if (id >= 0 && id < vocab) continue;
+    LD_FAIL("embedding: id ", id, " at position ", shape_str(unravel(i, id_tensor.shape())), " of ids ",
+            shape_str(id_tensor.shape()), " is out of range [0, V) for a table ", shape_str(table.shape()),
+            " with V=", vocab);
+  }
+}
+
+// ids: contiguous. A host-side scan: a user error here must be a clear exception, not a wild read.
+void check_ids(const Tensor& ids, const Tensor& table) {
+  Tensor host = ids.to(kCPU);
+  if (host.dtype() == DType::i64)
+    check_ids_in_range(host.data<int64_t>(), host, table);
+  else
+    check_ids_in_range(host.data<int32_t>(), host, table);
+}
+
+struct EmbeddingBackward : Node {
+  Tensor ids;  // contiguous, detached
+  int64_t vocab, dim;
+  EmbeddingBackward(Tensor i, int64_t v, int64_t d) : ids(std::move(i)), vocab(v), dim(d) {}
+  const char* name() const override { return "EmbeddingBackward"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
+    Tensor dy = grads[0].contiguous();
+    Tensor dtable = zeros({vocab, dim}, DType::f32, dy.device());
+    dy.backend().embedding_backward(ids.numel(), ids.raw(), ids.dtype(), vocab, dim, dy.data<float>(),
+                                    dtable.data<float>());
+    return {dtable};
+  }
+  void release() override { ids = Tensor(); }
+};
+
+}  // namespace
+
+Tensor embedding(const Tensor& ids_in, const Tensor& table) {
+  LD_CHECK(ids_in.defined(), "embedding: ids is undefined");
+  detail::check_index_dtype(ids_in, "embedding", "ids");
+  detail::check_f32(table, "embedding", "table");
+  check_same_device(ids_in, table, "embedding");
+  LD_CHECK(table.dim() == 2, "embedding: table must be [V, C], got ", shape_str(table.shape()));
+  Tensor ids = ids_in.detach().contiguous();
+  check_ids(ids, table);
+
+  int64_t dim = table.size(1);
+  Shape out_shape = ids.shape();
+  out_shape.push_back(dim);
+  Tensor weights = table.detach().contiguous();
+  Tensor out = empty(out_shape, DType::f32, table.device());
+  table.backend().embedding_forward(ids.numel(), ids.raw(), ids.dtype(), dim, weights.data<float>(),
+                                    out.data<float>());
+  set_history(out, make_node<EmbeddingBackward>({table}, ids, table.size(0), dim));
+  return out;
+}
+
+}  // namespace ld::ops
