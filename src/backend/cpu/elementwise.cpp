@@ -2,6 +2,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/strided_loop.hpp"
+#include "backend/cpu/vec_math.hpp"
 #include "core/shape.hpp"
 
 namespace ld {
@@ -45,7 +46,6 @@ void binary_loop(int ndim, const int64_t* shape, const float* a, const int64_t* 
                        });
 }
 
-inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 }  // namespace
 
@@ -62,20 +62,20 @@ void CpuBackend::binary(BinaryOp op, int ndim, const int64_t* shape, const float
 void CpuBackend::unary(UnaryOp op, int64_t n, const float* x, float* y) {
   switch (op) {
     case UnaryOp::neg: return parallel_map(n, [&](int64_t i) { y[i] = -x[i]; });
-    case UnaryOp::exp: return parallel_map(n, [&](int64_t i) { y[i] = std::exp(x[i]); });
+    case UnaryOp::exp: return parallel_map(n, [&](int64_t i) { y[i] = cpu::exp_approx(x[i]); });
     case UnaryOp::log: return parallel_map(n, [&](int64_t i) { y[i] = std::log(x[i]); });
     case UnaryOp::sqrt: return parallel_map(n, [&](int64_t i) { y[i] = std::sqrt(x[i]); });
     case UnaryOp::tanh: return parallel_map(n, [&](int64_t i) { y[i] = std::tanh(x[i]); });
-    case UnaryOp::sigmoid: return parallel_map(n, [&](int64_t i) { y[i] = sigmoidf(x[i]); });
+    case UnaryOp::sigmoid: return parallel_map(n, [&](int64_t i) { y[i] = cpu::sigmoid_approx(x[i]); });
     case UnaryOp::relu: return parallel_map(n, [&](int64_t i) { y[i] = x[i] > 0.0f ? x[i] : 0.0f; });
     case UnaryOp::gelu_tanh:
       return parallel_map(n, [&](int64_t i) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + kGeluCoeff * v * v * v)));
+        y[i] = v * cpu::sigmoid_approx(2.0f * kSqrt2OverPi * (v + kGeluCoeff * v * v * v));  // = 0.5v(1+tanh(u))
       });
     case UnaryOp::gelu_erf:
       return parallel_map(n, [&](int64_t i) { y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2)); });
-    case UnaryOp::silu: return parallel_map(n, [&](int64_t i) { y[i] = x[i] * sigmoidf(x[i]); });
+    case UnaryOp::silu: return parallel_map(n, [&](int64_t i) { y[i] = x[i] * cpu::sigmoid_approx(x[i]); });
   }
 }
 
@@ -91,7 +91,7 @@ void CpuBackend::unary_backward(UnaryOp op, int64_t n, const float* x, const flo
     case UnaryOp::gelu_tanh:
       return parallel_map(n, [&](int64_t i) {
         float v = x[i];
-        float t = std::tanh(kSqrt2OverPi * (v + kGeluCoeff * v * v * v));
+        float t = cpu::tanh_via_exp(kSqrt2OverPi * (v + kGeluCoeff * v * v * v));
         float dt = kSqrt2OverPi * (1.0f + 3.0f * kGeluCoeff * v * v);
         dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * dt);
       });
@@ -102,7 +102,7 @@ void CpuBackend::unary_backward(UnaryOp op, int64_t n, const float* x, const flo
       });
     case UnaryOp::silu:
       return parallel_map(n, [&](int64_t i) {
-        float s = sigmoidf(x[i]);
+        float s = cpu::sigmoid_approx(x[i]);
         dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
       });
   }
@@ -124,13 +124,13 @@ void CpuBackend::where(int ndim, const int64_t* shape, const uint8_t* cond, cons
 }
 
 void CpuBackend::swiglu_forward(int64_t n, const float* gate, const float* up, float* out) {
-  parallel_map(n, [&](int64_t i) { out[i] = gate[i] * sigmoidf(gate[i]) * up[i]; });
+  parallel_map(n, [&](int64_t i) { out[i] = gate[i] * cpu::sigmoid_approx(gate[i]) * up[i]; });
 }
 
 void CpuBackend::swiglu_backward(int64_t n, const float* gate, const float* up, const float* dout, float* dgate,
                                  float* dup) {
   parallel_map(n, [&](int64_t i) {
-    float g = gate[i], s = sigmoidf(g);
+    float g = gate[i], s = cpu::sigmoid_approx(g);
     dup[i] = dout[i] * g * s;
     dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
   });
