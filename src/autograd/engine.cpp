@@ -21,6 +21,7 @@ struct NodeState {
 struct LeafState {
   int pending = 0;
   int capture_slot = -1;
+  bool received = false;  // a gradient arrived in this backward (hooks fire only then)
 };
 
 void accumulate(Tensor& slot, Tensor grad) {
@@ -48,9 +49,15 @@ void accumulate_into_leaf(TensorImpl& leaf, Tensor grad) {
     return;
   }
   Tensor current(leaf.grad);
-  current.backend().binary(BinaryOp::add, int(current.dim()), current.shape().data(), current.data<float>(),
-                           current.strides().data(), grad.contiguous().data<float>(),
-                           contiguous_strides(grad.shape()).data(), current.data<float>());
+  if (current.dtype() == DType::f32 && current.is_contiguous() && grad.dtype() == DType::f32) {
+    Tensor g = grad.contiguous();
+    current.backend().binary(BinaryOp::add, int(current.dim()), current.shape().data(), current.data<float>(),
+                             current.strides().data(), g.data<float>(), g.strides().data(), current.data<float>());
+    return;
+  }
+  // bf16/f16 parameters or a non-contiguous .grad set by the user: accumulate in f32, store back.
+  Tensor sum = ops::add(current.to(DType::f32), grad.to(DType::f32));
+  leaf.grad = (current.dtype() == DType::f32 ? sum : ops::cast(sum, current.dtype())).impl_ptr();
 }
 
 }  // namespace
@@ -96,8 +103,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       accumulate(captured[size_t(ls.capture_slot)], std::move(grad));
     } else if (grad.defined()) {
       accumulate_into_leaf(*leaf_impl, std::move(grad));
+      ls.received = true;
     }
-    if (--ls.pending <= 0 && ls.capture_slot < 0 && leaf_impl->grad) {
+    if (--ls.pending <= 0 && ls.capture_slot < 0 && ls.received) {
       Tensor leaf(leaf_ptr);
       for (auto& hook : leaf_impl->grad_ready_hooks) hook(leaf.grad());
     }
