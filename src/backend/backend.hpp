@@ -155,7 +155,7 @@ class Backend {
   // --- attention and rotary embedding (see the argument structs)
   virtual void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v, float* out,
                                  float* lse);
-  // dq, dk, dv are contiguous [B, H, T, D] and overwritten
+  // dout is read with the output's strides (o_stride); dq, dk, dv are contiguous [B, H, T, D] and overwritten
   virtual void attention_backward(const AttentionArgs& a, const float* q, const float* k, const float* v,
                                   const float* out, const float* dout, const float* lse, float* dq, float* dk, float* dv);
   virtual void rope(const RopeArgs& a, const float* x, float* y);
