@@ -1,0 +1,170 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "autograd/engine.hpp"
+#include "ops/op_harness.hpp"
+#include "ops/ops.hpp"
+#include "ops/ref_util.hpp"
+
+namespace ld::test {
+namespace {
+
+using Reduction = ops::CrossEntropyOptions::Reduction;
+
+// Naive float64 cross-entropy with PyTorch's semantics: per row
+//   loss = (1-e) * (-log p_t) + e * mean_j(-log p_j),  0 for ignored rows;
+// mean divides by the number of rows not ignored (0 when all are).
+Ref ref_cross_entropy(const Ref& logits, const Ref& targets, const ops::CrossEntropyOptions& o) {
+  int64_t vocab = ref_cols(logits), rows = ref_rows(logits);
+  Ref per_row(targets.shape);
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t t = int64_t(targets.v[size_t(r)]);
+    if (t == o.ignore_index) continue;
+    const double* x = logits.v.data() + r * vocab;
+    double m = x[0], s = 0, mean_neg_logp = 0;
+    for (int64_t j = 0; j < vocab; ++j) m = std::max(m, x[j]);
+    for (int64_t j = 0; j < vocab; ++j) s += std::exp(x[j] - m);
+    double lse = m + std::log(s);
+    for (int64_t j = 0; j < vocab; ++j) mean_neg_logp += (lse - x[j]) / double(vocab);
+    double loss = (1 - o.label_smoothing) * (lse - x[t]) + o.label_smoothing * mean_neg_logp;
+    per_row.v[size_t(r)] = loss;
+    total += loss;
+    ++counted;
+  }
+  if (o.reduction == Reduction::none) return per_row;
+  return Ref({}, o.reduction == Reduction::sum ? total : (counted ? total / double(counted) : 0.0));
+}
+
+OpCase ce_case(InputSpec logits, InputSpec targets, ops::CrossEntropyOptions o, const char* variant) {
+  OpCase c;
+  c.op = "cross_entropy";
+  c.variant = variant;
+  c.inputs = {logits, targets};
+  c.run = [o](const std::vector<Tensor>& t) { return std::vector<Tensor>{ops::cross_entropy(t[0], t[1], o)}; };
+  c.reference = [o](const std::vector<Ref>& t) { return std::vector<Ref>{ref_cross_entropy(t[0], t[1], o)}; };
+  return c;
+}
+
+ops::CrossEntropyOptions opts(Reduction reduction, double smoothing = 0.0, int64_t ignore = -100) {
+  ops::CrossEntropyOptions o;
+  o.reduction = reduction;
+  o.label_smoothing = smoothing;
+  o.ignore_index = ignore;
+  return o;
+}
+
+LD_OP_CASES {
+  std::vector<OpCase> cases;
+  cases.push_back(ce_case(in({4, 7}), index_input({4}, 0, 7), opts(Reduction::mean), "mean, i64"));
+  cases.push_back(ce_case(in({2, 3, 5}), index_input({2, 3}, 0, 5, DType::i32), opts(Reduction::sum), "3-D, i32, sum"));
+  cases.push_back(ce_case(in({5, 9}), index_input({5}, 0, 9), opts(Reduction::none, 0.1), "label smoothing, none"));
+  // targets drawn from [-1, 3): about a quarter of the rows are ignored
+  cases.push_back(ce_case(in({10, 5}), index_input({10}, -1, 3), opts(Reduction::mean, 0.0, -1), "ignore_index, mean"));
+  cases.push_back(ce_case(in({8, 6}), index_input({8}, -1, 6, DType::i32), opts(Reduction::none, 0.2, -1),
+                          "ignore_index, smoothing, i32, none"));
+  cases.push_back(ce_case(in({5, 6}, Layout::transposed), index_input({5}, 0, 6), opts(Reduction::mean, 0.05),
+                          "transposed logits, smoothing"));
+  cases.push_back(ce_case(in({3, 70}, Layout::sliced), index_input({3}, 0, 70), opts(Reduction::mean),
+                          "sliced logits, vocab past the lane width"));
+  cases.push_back(ce_case(in({1, 1}), index_input({1}, 0, 1), opts(Reduction::mean), "vocab 1: loss 0"));
+  cases.push_back(ce_case(in({7}), index_input({}, 0, 7), opts(Reduction::sum, 0.3), "1-D logits, scalar target"));
+  return cases;
+}
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+void expect_mentions(const std::string& msg, std::initializer_list<const char*> parts) {
+  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+}
+
+TEST(CrossEntropy, ErrorsNameTheOpTheShapesAndTheFirstBadTarget) {
+  Tensor logits = zeros({2, 5});
+  EXPECT_THROW(ops::cross_entropy(logits, from_vector<int64_t>({0, 1, 2}, {3})), Error);
+  expect_mentions(message_of([&] { ops::cross_entropy(logits, from_vector<int64_t>({0, 1, 2}, {3})); }),
+                  {"cross_entropy", "[3]", "[2, 5]"});
+  expect_mentions(message_of([&] { ops::cross_entropy(zeros({2, 3, 5}), from_vector<int64_t>({0, 1}, {2})); }),
+                  {"cross_entropy", "[2]", "[2, 3, 5]", "[2, 3]"});
+  expect_mentions(message_of([&] { ops::cross_entropy(logits, from_vector<int64_t>({0, 7}, {2})); }),
+                  {"cross_entropy", "target 7", "[1]", "[0, 5)"});
+  expect_mentions(message_of([&] { ops::cross_entropy(zeros({2, 2, 5}), from_vector<int32_t>({0, -100, -3, 9}, {2, 2})); }),
+                  {"target -3", "[1, 0]"});  // the first bad one; -100 is the default ignore_index
+  expect_mentions(message_of([&] { ops::cross_entropy(logits, zeros({2})); }), {"cross_entropy", "targets"});
+  expect_mentions(message_of([&] { ops::cross_entropy(logits, from_vector<int64_t>({0, 1}, {2}), opts(Reduction::mean, 1.5)); }),
+                  {"cross_entropy", "label_smoothing"});
+}
+
+TEST(CrossEntropy, AllTargetsIgnoredGivesZeroLossAndZeroGradient) {
+  for (double smoothing : {0.0, 0.1}) {
+    for (Reduction reduction : {Reduction::mean, Reduction::sum, Reduction::none}) {
+      Tensor logits = randn({3, 6}).set_requires_grad(true);
+      Tensor targets = from_vector<int64_t>({-100, -100, -100}, {3});
+      Tensor loss = ops::cross_entropy(logits, targets, opts(reduction, smoothing));
+      for (float v : loss.to_vector()) EXPECT_EQ(v, 0.0f);
+      ops::sum(loss).backward();
+      for (float g : logits.grad().to_vector()) EXPECT_EQ(g, 0.0f);
+    }
+  }
+}
+
+// A GPT-2 sized vocabulary: the chunked online log-sum-exp against a float64 computation.
+TEST(CrossEntropy, LargeVocabularyMatchesFloat64) {
+  const int64_t rows = 3, vocab = 50257;
+  std::mt19937_64 rng(4);
+  std::normal_distribution<double> normal(0.0, 3.0);
+  std::vector<float> xv(static_cast<size_t>(rows * vocab));
+  for (auto& v : xv) v = float(normal(rng));
+  xv[size_t(vocab + 40000)] = 25.0f;  // a confident row whose max sits in a late chunk
+  std::vector<int64_t> tv = {123, 40000, 50256};
+  for (double smoothing : {0.0, 0.1}) {
+    Tensor logits = from_vector(xv, {rows, vocab}).set_requires_grad(true);
+    Tensor loss = ops::cross_entropy(logits, from_vector(tv, {rows}), opts(Reduction::mean, smoothing));
+    loss.backward();
+    std::vector<float> grad = logits.grad().to_vector();
+    double want_loss = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* x = xv.data() + r * vocab;
+      double m = x[0], s = 0, sum_x = 0;
+      for (int64_t j = 0; j < vocab; ++j) m = std::max(m, double(x[j]));
+      for (int64_t j = 0; j < vocab; ++j) s += std::exp(double(x[j]) - m), sum_x += x[j];
+      double lse = m + std::log(s);
+      int64_t t = tv[size_t(r)];
+      want_loss += ((1 - smoothing) * (lse - x[t]) + smoothing * (lse - sum_x / double(vocab))) / double(rows);
+      for (int64_t j = 0; j < vocab; ++j) {
+        double want = (std::exp(double(x[j]) - lse) - smoothing / double(vocab) - (j == t ? 1 - smoothing : 0.0)) /
+                      double(rows);
+        // p carries the float rounding of lse (~1e-6 absolute near p = 1, as in PyTorch's log_softmax)
+        ASSERT_NEAR(grad[size_t(r * vocab + j)], want, 1e-4 * std::fabs(want) + 1e-6 / double(rows))
+            << "row " << r << " col " << j << " smoothing " << smoothing;
+      }
+    }
+    EXPECT_NEAR(loss.item(), want_loss, 1e-5 * std::fabs(want_loss));
+  }
+}
+
+TEST(CrossEntropy, SecondBackwardWithoutRetainGraphSaysWhatToDo) {
+  Tensor logits = randn({2, 4}).set_requires_grad(true);
+  Tensor loss = ops::cross_entropy(logits, from_vector<int64_t>({1, 3}, {2}));
+  loss.backward();
+  expect_mentions(message_of([&] { loss.backward(); }), {"retain_graph"});
+}
+
+TEST(CrossEntropy, ReductionNoneKeepsTheTargetShape) {
+  Tensor loss = ops::cross_entropy(randn({2, 3, 4}), from_vector<int32_t>({0, 1, 2, 3, 0, 1}, {2, 3}),
+                                   opts(Reduction::none));
+  EXPECT_EQ(loss.shape(), (Shape{2, 3}));
+}
+
+}  // namespace
+}  // namespace ld::test
