@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/parallel.hpp"
 
 namespace ld {
 
@@ -10,15 +11,21 @@ void CpuBackend::adamw_step(const AdamWArgs& a) {
   const float step_size = a.lr / bc1;
   const float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
   const float decay = 1.0f - a.lr * a.weight_decay;
-#pragma omp parallel for simd schedule(static) if (a.n > (1 << 15))
-  for (int64_t i = 0; i < a.n; ++i) {
-    float g = a.grad[i] * a.grad_scale;
-    float m = a.beta1 * a.m[i] + (1.0f - a.beta1) * g;
-    float v = a.beta2 * a.v[i] + (1.0f - a.beta2) * g * g;
-    a.m[i] = m;
-    a.v[i] = v;
-    a.param[i] = a.param[i] * decay - step_size * m / (std::sqrt(v) * inv_sqrt_bc2 + a.eps);
-  }
+  cpu::parallel_chunks(a.n, [&](int64_t lo, int64_t hi) {
+    float* __restrict p = a.param;
+    float* __restrict m = a.m;
+    float* __restrict v = a.v;
+    const float* __restrict grad = a.grad;
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) {
+      float g = grad[i] * a.grad_scale;
+      float mi = a.beta1 * m[i] + (1.0f - a.beta1) * g;
+      float vi = a.beta2 * v[i] + (1.0f - a.beta2) * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + a.eps);
+    }
+  });
 }
 
 }  // namespace ld

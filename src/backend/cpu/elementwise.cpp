@@ -1,9 +1,7 @@
-#include <algorithm>
 #include <cmath>
 
-#include <omp.h>
-
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/parallel.hpp"
 #include "backend/cpu/strided_loop.hpp"
 #include "backend/cpu/vec_math.hpp"
 #include "core/shape.hpp"
@@ -17,24 +15,12 @@ constexpr float kGeluCoeff = 0.044715f;
 constexpr float kInvSqrt2 = 0.7071067811865476f;
 constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 
-// f(i) for i in [0, n): threads take contiguous chunks and each chunk is a plain simd loop. (A
-// combined `parallel for simd` over the lambda did not vectorise with GCC 12.)
 template <typename F>
 void parallel_map(int64_t n, F&& f) {
-  auto run = [&f](int64_t lo, int64_t hi) {
+  cpu::parallel_chunks(n, [&f](int64_t lo, int64_t hi) {
 #pragma omp simd
     for (int64_t i = lo; i < hi; ++i) f(i);
-  };
-  if (n < (int64_t(1) << 15)) {
-    run(0, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    int64_t chunk = (n + threads - 1) / threads;
-    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
-  }
+  });
 }
 
 template <typename Op>
