@@ -54,6 +54,9 @@ LD_OP_CASES {
       linear_case(in({2, 3, 5}), in({4, 5}), true, "3-D input with bias"),
       linear_case(in({5, 7}, Layout::transposed), in({3, 7}), false, "transposed input, no bias"),
       linear_case(in({1, 1}), in({6, 1}), true, "size-1"),
+      // in >= out and >= 64 takes the oneDNN matmul-primitive path (gemm.cpp), with and without bias
+      linear_case(in({3, 96}), in({40, 96}), true, "wide input, bias: matmul primitive with sum post-op"),
+      linear_case(in({2, 2, 70}), in({70, 70}), false, "square, no bias: matmul primitive"),
   };
 }
 

@@ -1,6 +1,15 @@
-// Matrix products through oneDNN's sgemm: it picks AVX-512 kernels by CPUID whatever
-// OPENBLAS_CORETYPE says, and measured faster than OpenBLAS on our shapes (docs/architecture.md).
-#include <dnnl.h>
+// Matrix products through oneDNN, which picks AVX-512 kernels by CPUID whatever OPENBLAS_CORETYPE
+// says and measured faster than OpenBLAS on our shapes (docs/architecture.md "GEMM"). Two entry
+// points, chosen by measurement on transformer shapes (2 threads, GFLOP/s):
+// - dnnl_sgemm for most products;
+// - the matmul primitive (brgemm kernels) for x @ W^T when K >= N, the layout of a Linear forward
+//   with a wide input, where sgemm's 'T' path is slow: 2048x256x1024 477 vs 362, 1024x768x3072
+//   494 vs 399. Primitives are created once per shape and cached.
+#include <dnnl.hpp>
+
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/error.hpp"
@@ -8,11 +17,62 @@
 namespace ld {
 
 namespace {
+
 void sgemm_one(const GemmArgs& g, const float* a, const float* b, float* c) {
   dnnl_status_t st = dnnl_sgemm(g.trans_a ? 'T' : 'N', g.trans_b ? 'T' : 'N', g.m, g.n, g.k, g.alpha, a, g.lda, b,
                                 g.ldb, g.beta, c, g.ldc);
   LD_ASSERT(st == dnnl_success, "dnnl_sgemm failed with status ", int(st), " for m=", g.m, " n=", g.n, " k=", g.k);
 }
+
+bool prefers_matmul_primitive(const GemmArgs& g) {
+  return g.batch == 1 && !g.trans_a && g.trans_b && g.alpha == 1.0f && (g.beta == 0.0f || g.beta == 1.0f) &&
+         g.k >= g.n && g.k >= 64;
+}
+
+class MatmulCache {
+ public:
+  void run(const GemmArgs& g) {
+    using dt = dnnl::memory::data_type;
+    dnnl::memory::desc a_md({g.m, g.k}, dt::f32, dnnl::memory::dims{g.lda, 1});
+    dnnl::memory::desc b_md({g.k, g.n}, dt::f32, dnnl::memory::dims{1, g.ldb});  // W[n,k] read as W^T
+    dnnl::memory::desc c_md({g.m, g.n}, dt::f32, dnnl::memory::dims{g.ldc, 1});
+    Key key{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.beta != 0.0f};
+    std::shared_ptr<dnnl::matmul> prim;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = cache_.find(key);
+      if (it == cache_.end()) {
+        dnnl::primitive_attr attr;
+        if (g.beta != 0.0f) {
+          dnnl::post_ops ops;
+          ops.append_sum(1.0f);  // C = A B^T + C (a Linear's bias pre-filled into C)
+          attr.set_post_ops(ops);
+        }
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine_);
+        it = cache_.emplace(key, std::make_shared<dnnl::matmul>(pd)).first;
+      }
+      prim = it->second;
+    }
+    dnnl::memory a_mem(a_md, engine_, const_cast<float*>(g.a));
+    dnnl::memory b_mem(b_md, engine_, const_cast<float*>(g.b));
+    dnnl::memory c_mem(c_md, engine_, g.c);
+    prim->execute(stream_, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
+    stream_.wait();
+  }
+
+ private:
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  std::mutex mutex_;
+  std::map<Key, std::shared_ptr<dnnl::matmul>> cache_;
+};
+
+MatmulCache& matmul_cache() {
+  static MatmulCache cache;
+  return cache;
+}
+
 }  // namespace
 
 void CpuBackend::gemm(const GemmArgs& g) {
@@ -24,6 +84,10 @@ void CpuBackend::gemm(const GemmArgs& g) {
           float& c = g.c[bi * g.stride_c + i * g.ldc + j];
           c = g.beta == 0.0f ? 0.0f : g.beta * c;
         }
+    return;
+  }
+  if (prefers_matmul_primitive(g)) {
+    matmul_cache().run(g);
     return;
   }
   // oneDNN parallelises each product internally; many small products (attention heads) go one per
