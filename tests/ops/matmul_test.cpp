@@ -57,6 +57,8 @@ LD_OP_CASES {
       // in >= out and >= 64 takes the oneDNN matmul-primitive path (gemm.cpp), with and without bias
       linear_case(in({3, 96}), in({40, 96}), true, "wide input, bias: matmul primitive with sum post-op"),
       linear_case(in({2, 2, 70}), in({70, 70}), false, "square, no bias: matmul primitive"),
+      // 70 rows: the weight gradient dY^T X has K = 70 >= 64 and a narrow side, the primitive's TN path
+      linear_case(in({70, 9}), in({5, 9}), true, "weight gradient through the matmul primitive"),
   };
 }
 

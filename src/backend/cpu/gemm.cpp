@@ -2,11 +2,15 @@
 // says and measured faster than OpenBLAS on our shapes (docs/architecture.md "GEMM"). Two entry
 // points, chosen by measurement on transformer shapes (2 threads, GFLOP/s):
 // - dnnl_sgemm for most products;
-// - the matmul primitive (brgemm kernels) for x @ W^T when K >= N, the layout of a Linear forward
-//   with a wide input, where sgemm's 'T' path is slow: 2048x256x1024 477 vs 362, 1024x768x3072
-//   494 vs 399. Primitives are created once per shape and cached.
+// - the matmul primitive (brgemm kernels) where sgemm's transposed paths are slow:
+//   x @ W^T with K >= N (a Linear forward with a wide input): 2048x256x1024 477 vs 362,
+//   1024x768x3072 494 vs 399;
+//   dY^T @ X with min(M, N) <= 256 (a weight gradient with a narrow side): 8192x256x2048 422 vs 329,
+//   1024x256x2048 466 vs 398 (wider ones stay on sgemm: 50257x768x1024 410 vs 473).
+//   Primitives are created once per shape and cached.
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -25,18 +29,21 @@ void sgemm_one(const GemmArgs& g, const float* a, const float* b, float* c) {
 }
 
 bool prefers_matmul_primitive(const GemmArgs& g) {
-  return g.batch == 1 && !g.trans_a && g.trans_b && g.alpha == 1.0f && (g.beta == 0.0f || g.beta == 1.0f) &&
-         g.k >= g.n && g.k >= 64;
+  if (g.batch != 1 || g.alpha != 1.0f || (g.beta != 0.0f && g.beta != 1.0f) || g.k < 64) return false;
+  bool wide_input_forward = !g.trans_a && g.trans_b && g.k >= g.n;
+  bool narrow_weight_gradient = g.trans_a && !g.trans_b && std::min(g.m, g.n) <= 256;
+  return wide_input_forward || narrow_weight_gradient;
 }
 
 class MatmulCache {
  public:
   void run(const GemmArgs& g) {
     using dt = dnnl::memory::data_type;
-    dnnl::memory::desc a_md({g.m, g.k}, dt::f32, dnnl::memory::dims{g.lda, 1});
-    dnnl::memory::desc b_md({g.k, g.n}, dt::f32, dnnl::memory::dims{1, g.ldb});  // W[n,k] read as W^T
+    // transposed operands are described by strides, not copied
+    dnnl::memory::desc a_md({g.m, g.k}, dt::f32, g.trans_a ? dnnl::memory::dims{1, g.lda} : dnnl::memory::dims{g.lda, 1});
+    dnnl::memory::desc b_md({g.k, g.n}, dt::f32, g.trans_b ? dnnl::memory::dims{1, g.ldb} : dnnl::memory::dims{g.ldb, 1});
     dnnl::memory::desc c_md({g.m, g.n}, dt::f32, dnnl::memory::dims{g.ldc, 1});
-    Key key{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.beta != 0.0f};
+    Key key{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.trans_a, g.trans_b, g.beta != 0.0f};
     std::shared_ptr<dnnl::matmul> prim;
     {
       std::lock_guard lock(mutex_);
@@ -61,7 +68,7 @@ class MatmulCache {
   }
 
  private:
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};
   std::mutex mutex_;
