@@ -3,10 +3,12 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -69,7 +71,7 @@ RefAttention ref_attention(const Ref& q, const Ref& k, const Ref& v, const Ref* 
   return r;
 }
 
-OpCase attention_case(const char* variant, Shape qs, Shape ks, AttentionSetup s, Shape mask_shape = {},
+OpCase attention_case(const std::string& variant, Shape qs, Shape ks, AttentionSetup s, Shape mask_shape = {},
                       Layout q_layout = Layout::contiguous) {
   OpCase c;
   c.op = "attention";
@@ -101,6 +103,40 @@ AttentionSetup non_causal() {
   return s;
 }
 
+constexpr uint64_t kRandomSeed = 1212;
+
+// B 1-2, Hkv 1-2, Hq = Hkv * (1-3), Tq and Tk 1-9 (Tq <= Tk when causal), D 1-8; drawn too: a
+// custom scale, an additive or boolean mask broadcast from a partner of [B, Hq, Tq, Tk], the
+// [B, T, H, D] view layout and q's layout.
+OpCase random_attention(Rng& rng) {
+  int64_t b = draw_int(rng, 1, 2), hkv = draw_int(rng, 1, 2), hq = hkv * draw_int(rng, 1, 3), d = draw_int(rng, 1, 8);
+  AttentionSetup s;
+  s.causal = draw_bool(rng);
+  int64_t tk = draw_int(rng, 1, 9), tq = s.causal ? draw_int(rng, 1, tk) : draw_int(rng, 1, 9);
+  std::string variant = std::string(s.causal ? "causal" : "non-causal") + ", B " + std::to_string(b) + " Hq " +
+                        std::to_string(hq) + " Hkv " + std::to_string(hkv) + " Tq " + std::to_string(tq) + " Tk " +
+                        std::to_string(tk) + " D " + std::to_string(d);
+  if (draw_bool(rng, 0.25)) {
+    s.scale = draw_one(rng, std::vector<double>{0.3, 1.0, 2.0});
+    variant += ", scale " + num_str(*s.scale);
+  }
+  s.mask = draw_one(rng, std::vector<MaskKind>{MaskKind::none, MaskKind::additive, MaskKind::boolean});
+  Shape mask_shape;
+  if (s.mask != MaskKind::none) {
+    mask_shape = broadcast_partner(rng, {b, hq, tq, tk});
+    variant += s.mask == MaskKind::additive ? ", additive" : ", boolean";
+    variant += " mask " + shape_str(mask_shape);
+  }
+  s.bthd = draw_bool(rng, 0.25);
+  if (s.bthd) variant += ", [B, T, H, D] views";
+  Layout q_layout = draw_layout(rng, 4);
+  return attention_case(variant, {b, hq, tq, d}, {b, hkv, tk, d}, s, mask_shape, q_layout);
+}
+
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "attention", 8, random_attention);
+}
+
 LD_OP_CASES {
   AttentionSetup causal;
   AttentionSetup bthd;
@@ -116,7 +152,7 @@ LD_OP_CASES {
   AttentionSetup boolean_bthd = non_causal();
   boolean_bthd.mask = MaskKind::boolean;
   boolean_bthd.bthd = true;
-  return std::vector<OpCase>{
+  std::vector<OpCase> cases{
       attention_case("causal, odd sizes", {2, 2, 5, 3}, {2, 2, 5, 3}, causal),
       attention_case("non-causal, Tq != Tk", {1, 3, 4, 5}, {1, 3, 7, 5}, non_causal()),
       attention_case("decode: Tq = 1, causal", {2, 2, 1, 4}, {2, 2, 7, 4}, causal),
@@ -135,6 +171,8 @@ LD_OP_CASES {
       attention_case("several tiles, non-causal, Tq < Tk", {1, 1, 70, 3}, {1, 1, 140, 3}, non_causal()),
       attention_case("several tiles, whole heads, [B, T, H, D] views", {2, 2, 80, 2}, {2, 2, 80, 2}, bthd),
   };
+  add_random_shape_cases(cases);
+  return cases;
 }
 
 // --- larger head dims against float64 gradients computed in closed form (finite differences

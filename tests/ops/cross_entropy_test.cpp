@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -7,6 +8,7 @@
 #include "autograd/engine.hpp"
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -40,7 +42,7 @@ Ref ref_cross_entropy(const Ref& logits, const Ref& targets, const ops::CrossEnt
   return Ref({}, o.reduction == Reduction::sum ? total : (counted ? total / double(counted) : 0.0));
 }
 
-OpCase ce_case(InputSpec logits, InputSpec targets, ops::CrossEntropyOptions o, const char* variant) {
+OpCase ce_case(InputSpec logits, InputSpec targets, ops::CrossEntropyOptions o, const std::string& variant) {
   OpCase c;
   c.op = "cross_entropy";
   c.variant = variant;
@@ -58,6 +60,33 @@ ops::CrossEntropyOptions opts(Reduction reduction, double smoothing = 0.0, int64
   return o;
 }
 
+constexpr uint64_t kRandomSeed = 1111;
+
+const char* reduction_name(Reduction r) { return r == Reduction::mean ? "mean" : r == Reduction::sum ? "sum" : "none"; }
+
+// logits [..., V] with 0-2 leading dims and V in 1..9, in a drawn layout; i32 or i64 targets; the
+// reduction and the smoothing drawn. ignore_index is drawn a third of the time: -1 (targets then
+// drawn from [-1, V)) or a real class, which must then be skipped like any ignored row.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "cross_entropy", 6, [](Rng& rng) {
+    Shape rows = draw_shape(rng, int(draw_int(rng, 0, 2)));
+    int64_t vocab = draw_int(rng, 1, 9);
+    Shape logits = rows;
+    logits.push_back(vocab);
+    Reduction reduction = draw_one(rng, std::vector<Reduction>{Reduction::mean, Reduction::sum, Reduction::none});
+    ops::CrossEntropyOptions o = opts(reduction, draw_one(rng, std::vector<double>{0.0, 0.0, 0.1, 0.3}));
+    int64_t lo = 0;
+    std::string variant = std::string(reduction_name(o.reduction)) + ", smoothing " + num_str(o.label_smoothing);
+    if (draw_bool(rng, 1.0 / 3)) {
+      o.ignore_index = draw_bool(rng) ? -1 : draw_int(rng, 0, vocab - 1);
+      lo = std::min<int64_t>(o.ignore_index, 0);
+      variant += ", ignore_index " + std::to_string(o.ignore_index);
+    }
+    InputSpec targets = index_input(rows, lo, vocab, draw_bool(rng) ? DType::i32 : DType::i64);
+    return ce_case(in_random(rng, logits), targets, o, variant);
+  });
+}
+
 LD_OP_CASES {
   std::vector<OpCase> cases;
   cases.push_back(ce_case(in({4, 7}), index_input({4}, 0, 7), opts(Reduction::mean), "mean, i64"));
@@ -73,6 +102,7 @@ LD_OP_CASES {
                           "sliced logits, vocab past the lane width"));
   cases.push_back(ce_case(in({1, 1}), index_input({1}, 0, 1), opts(Reduction::mean), "vocab 1: loss 0"));
   cases.push_back(ce_case(in({7}), index_input({}, 0, 7), opts(Reduction::sum, 0.3), "1-D logits, scalar target"));
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -1,15 +1,18 @@
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/rng.hpp"
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
 namespace {
 
-OpCase identity_case(const char* variant, double p, bool training, InputSpec x) {
+OpCase identity_case(const std::string& variant, double p, bool training, InputSpec x) {
   OpCase c;
   c.op = "dropout";
   c.variant = variant;
@@ -43,12 +46,32 @@ OpCase fixed_mask_case(double p, uint64_t seed, uint64_t offset, InputSpec x) {
   return c;
 }
 
+constexpr uint64_t kRandomSeed = 606;
+
+// x of rank 1-4 in a drawn layout: with a drawn p and generator state, and as the identity.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "dropout", 4, [](Rng& rng) {
+    InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+    double p = double(draw_int(rng, 1, 9)) / 10;
+    uint64_t philox_seed = uint64_t(draw_int(rng, 0, 1 << 30)), offset = uint64_t(draw_int(rng, 0, 100));
+    OpCase c = fixed_mask_case(p, philox_seed, offset, x);
+    c.variant += " (seed " + std::to_string(philox_seed) + ", offset " + std::to_string(offset) + ")";
+    return c;
+  });
+  add_random_cases(cases, kRandomSeed, "dropout identity", 2, [](Rng& rng) {
+    InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+    return draw_bool(rng) ? identity_case("p=0 is the identity", 0.0, true, x)
+                          : identity_case("eval mode is the identity", 0.5, false, x);
+  });
+}
+
 LD_OP_CASES {
   std::vector<OpCase> cases;
   cases.push_back(identity_case("p=0 is the identity", 0.0, true, in({3, 5}, Layout::transposed)));
   cases.push_back(identity_case("eval mode is the identity", 0.5, false, in({4, 1, 3})));
   cases.push_back(fixed_mask_case(0.4, 1234, 5, in({7, 3}, Layout::transposed)));
   cases.push_back(fixed_mask_case(0.1, 99, 0, in({5, 2}, Layout::sliced)));
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <cmath>
 
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -33,6 +35,35 @@ OpCase unary_case(const char* op, std::function<Tensor(const Tensor&)> f, std::f
 double gelu_tanh_ref(double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
 double sigmoid_ref(double x) { return 1 / (1 + std::exp(-x)); }
 
+constexpr uint64_t kRandomSeed = 101;
+
+// Unary ops get a shape of rank 1-4; binary ops a broadcasting pair: each side is the full shape or
+// a broadcast_partner of it (size-1 dims, dropped leading dims), in either order.
+OpCase with_random_shapes(const OpCase& base, Rng& rng) {
+  OpCase c = base;
+  c.variant.clear();
+  Shape full = draw_small_shape(rng, int(draw_int(rng, 1, 4)));
+  if (c.inputs.size() == 1) {
+    c.inputs[0] = reshaped(rng, base.inputs[0], full);
+    return c;
+  }
+  Shape a = draw_bool(rng) ? full : broadcast_partner(rng, full), b = broadcast_partner(rng, full);
+  if (draw_bool(rng)) std::swap(a, b);
+  c.inputs[0] = reshaped(rng, base.inputs[0], a);
+  c.inputs[1] = reshaped(rng, base.inputs[1], b);
+  return c;
+}
+
+// Random shapes for every op of the hand-picked cases, reusing its first case's run and reference.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  std::vector<OpCase> firsts;
+  for (const OpCase& c : cases)
+    if (std::none_of(firsts.begin(), firsts.end(), [&](const OpCase& f) { return f.op == c.op; })) firsts.push_back(c);
+  for (const OpCase& base : firsts)
+    add_random_cases(cases, kRandomSeed, base.op, base.inputs.size() == 2 ? 4 : 3,
+                     [&](Rng& rng) { return with_random_shapes(base, rng); });
+}
+
 LD_OP_CASES {
   std::vector<OpCase> cases;
   Fn2 add = [](double a, double b) { return a + b; };
@@ -61,6 +92,7 @@ LD_OP_CASES {
   cases.push_back(unary_case("gelu_tanh", [](const Tensor& x) { return ops::gelu(x, true); }, gelu_tanh_ref, in({4, 7}, Layout::transposed)));
   cases.push_back(unary_case("gelu_erf", [](const Tensor& x) { return ops::gelu(x, false); }, [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }, in({17})));
   cases.push_back(unary_case("silu", ops::silu, [](double x) { return x * sigmoid_ref(x); }, in({3, 1, 5})));
+  add_random_shape_cases(cases);
   return cases;
 }
 

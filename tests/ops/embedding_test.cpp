@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/rng.hpp"
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -20,7 +23,7 @@ Ref ref_embedding(const Ref& ids, const Ref& table) {
   return out;
 }
 
-OpCase embedding_case(const char* variant, InputSpec ids, InputSpec table) {
+OpCase embedding_case(const std::string& variant, InputSpec ids, InputSpec table) {
   OpCase c;
   c.op = "embedding";
   c.variant = variant;
@@ -28,6 +31,18 @@ OpCase embedding_case(const char* variant, InputSpec ids, InputSpec table) {
   c.run = [](const std::vector<Tensor>& t) { return std::vector<Tensor>{ops::embedding(t[0], t[1])}; };
   c.reference = [](const std::vector<Ref>& t) { return std::vector<Ref>{ref_embedding(t[0], t[1])}; };
   return c;
+}
+
+constexpr uint64_t kRandomSeed = 505;
+
+// ids of rank 0-3 (i32 or i64) into a [V, C] table, V and C in 1..9, the table in a drawn layout.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "embedding", 4, [](Rng& rng) {
+    int64_t vocab = draw_int(rng, 1, 9), dim = draw_int(rng, 1, 9);
+    Shape ids_shape = draw_shape(rng, int(draw_int(rng, 0, 3)));
+    InputSpec ids = index_input(ids_shape, 0, vocab, draw_bool(rng) ? DType::i32 : DType::i64);
+    return embedding_case("", ids, in_random(rng, {vocab, dim}));
+  });
 }
 
 LD_OP_CASES {
@@ -40,6 +55,7 @@ LD_OP_CASES {
   cases.push_back(embedding_case("i32, scalar id", index_input({}, 0, 3, DType::i32), in({3, 1})));
   // Wider rows and more ids than the kernel's parallel threshold, with heavy repetition.
   cases.push_back(embedding_case("i64, parallel kernel path", index_input({70, 9}, 0, 5), in({5, 37})));
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -53,7 +57,7 @@ Ref ref_unsqueeze(Ref x, int64_t dim) {
 
 int64_t wrap(int64_t dim, int64_t ndim) { return dim < 0 ? dim + ndim : dim; }
 
-OpCase concat_case(const char* variant, std::vector<InputSpec> inputs, int64_t dim) {
+OpCase concat_case(const std::string& variant, std::vector<InputSpec> inputs, int64_t dim) {
   OpCase c;
   c.op = "concat";
   c.variant = variant;
@@ -63,7 +67,7 @@ OpCase concat_case(const char* variant, std::vector<InputSpec> inputs, int64_t d
   return c;
 }
 
-OpCase split_case(const char* variant, InputSpec x, std::vector<int64_t> sizes, int64_t dim) {
+OpCase split_case(const std::string& variant, InputSpec x, std::vector<int64_t> sizes, int64_t dim) {
   OpCase c;
   c.op = "split";
   c.variant = variant;
@@ -78,7 +82,7 @@ OpCase split_case(const char* variant, InputSpec x, std::vector<int64_t> sizes, 
   return c;
 }
 
-OpCase stack_case(const char* variant, std::vector<InputSpec> inputs, int64_t dim) {
+OpCase stack_case(const std::string& variant, std::vector<InputSpec> inputs, int64_t dim) {
   OpCase c;
   c.op = "stack";
   c.variant = variant;
@@ -91,6 +95,43 @@ OpCase stack_case(const char* variant, std::vector<InputSpec> inputs, int64_t di
     return std::vector<Ref>{ref_concat(expanded, d)};
   };
   return c;
+}
+
+constexpr uint64_t kRandomSeed = 808;
+
+// concat: 1-3 inputs of rank 1-4 that differ only along dim, no grad for one sometimes. split: 1-3
+// pieces cut at random points (empty pieces included). stack: 1-3 inputs of rank 0-3 and a new dim
+// anywhere. Every input in a drawn layout; dims written negative half the time.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "concat", 4, [](Rng& rng) {
+    Shape base = draw_small_shape(rng, int(draw_int(rng, 1, 4)), 400);
+    int64_t dim = draw_dim(rng, int64_t(base.size()));
+    std::vector<InputSpec> inputs;
+    for (int64_t i = draw_int(rng, 1, 3); i > 0; --i) {
+      Shape s = base;
+      s[size_t(wrap(dim, int64_t(s.size())))] = draw_int(rng, 1, 9);
+      inputs.push_back(in_random(rng, s));
+    }
+    if (inputs.size() > 1 && draw_bool(rng, 0.25)) inputs[0] = no_grad(inputs[0]);
+    return concat_case("dim " + std::to_string(dim), inputs, dim);
+  });
+  add_random_cases(cases, kRandomSeed, "split", 4, [](Rng& rng) {
+    InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+    int64_t dim = draw_dim(rng, int64_t(x.shape.size())), n = x.shape[size_t(wrap(dim, int64_t(x.shape.size())))];
+    std::vector<int64_t> cuts = {0, n};
+    for (int64_t i = draw_int(rng, 0, 2); i > 0; --i) cuts.push_back(draw_int(rng, 0, n));
+    std::sort(cuts.begin(), cuts.end());
+    std::vector<int64_t> sizes;
+    for (size_t i = 1; i < cuts.size(); ++i) sizes.push_back(cuts[i] - cuts[i - 1]);
+    return split_case("sizes " + shape_str(sizes) + ", dim " + std::to_string(dim), x, sizes, dim);
+  });
+  add_random_cases(cases, kRandomSeed, "stack", 4, [](Rng& rng) {
+    Shape s = draw_small_shape(rng, int(draw_int(rng, 0, 3)), 400);
+    std::vector<InputSpec> inputs;
+    for (int64_t i = draw_int(rng, 1, 3); i > 0; --i) inputs.push_back(in_random(rng, s));
+    int64_t dim = draw_dim(rng, int64_t(s.size()) + 1);
+    return stack_case("dim " + std::to_string(dim), inputs, dim);
+  });
 }
 
 LD_OP_CASES {
@@ -109,6 +150,7 @@ LD_OP_CASES {
   cases.push_back(stack_case("new leading dim", {in({2, 3}), in({2, 3}, Layout::transposed), in({2, 3})}, 0));
   cases.push_back(stack_case("new middle dim", {in({4, 1, 3}, Layout::sliced), in({4, 1, 3})}, 1));
   cases.push_back(stack_case("new last dim as -1", {in({5}), in({5})}, -1));
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -1,11 +1,15 @@
+#include <string>
+#include <utility>
+
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
 namespace {
 
-OpCase matmul_case(InputSpec a, InputSpec b, const char* variant) {
+OpCase matmul_case(InputSpec a, InputSpec b, const std::string& variant) {
   OpCase c;
   c.op = "matmul";
   c.variant = variant;
@@ -29,7 +33,7 @@ Ref ref_linear(const Ref& x, const Ref& w, const Ref* b) {
   return r;
 }
 
-OpCase linear_case(InputSpec x, InputSpec w, bool bias, const char* variant) {
+OpCase linear_case(InputSpec x, InputSpec w, bool bias, const std::string& variant) {
   OpCase c;
   c.op = "linear";
   c.variant = variant;
@@ -44,8 +48,33 @@ OpCase linear_case(InputSpec x, InputSpec w, bool bias, const char* variant) {
   return c;
 }
 
+constexpr uint64_t kRandomSeed = 303;
+
+Shape with_matrix(Shape batch, int64_t rows, int64_t cols) {
+  batch.push_back(rows), batch.push_back(cols);
+  return batch;
+}
+
+// matmul: M, K, N in 1..9 and a batch of rank 0-2 that each side has in full or as a broadcast
+// partner. linear: x of rank 1-3 and an optional bias. Every floating input in a drawn layout.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "matmul", 5, [](Rng& rng) {
+    Shape batch = draw_shape(rng, int(draw_int(rng, 0, 2)));
+    Shape batch_a = draw_bool(rng) ? batch : broadcast_partner(rng, batch), batch_b = broadcast_partner(rng, batch);
+    if (draw_bool(rng)) std::swap(batch_a, batch_b);
+    int64_t m = draw_int(rng, 1, 9), k = draw_int(rng, 1, 9), n = draw_int(rng, 1, 9);
+    return matmul_case(in_random(rng, with_matrix(batch_a, m, k)), in_random(rng, with_matrix(batch_b, k, n)), "");
+  });
+  add_random_cases(cases, kRandomSeed, "linear", 4, [](Rng& rng) {
+    Shape x = draw_small_shape(rng, int(draw_int(rng, 1, 3)));
+    Shape w = {draw_int(rng, 1, 9), x.back()};
+    bool bias = draw_bool(rng);
+    return linear_case(in_random(rng, x), in_random(rng, w), bias, bias ? "bias" : "no bias");
+  });
+}
+
 LD_OP_CASES {
-  return std::vector<OpCase>{
+  std::vector<OpCase> cases{
       matmul_case(in({5, 3}), in({3, 7}), "2-D"),
       matmul_case(in({2, 4, 3}), in({3, 5}), "batched @ broadcast matrix"),
       matmul_case(in({2, 1, 4, 3}), in({3, 3, 2}, Layout::transposed), "broadcast batch, transposed rhs"),
@@ -60,6 +89,8 @@ LD_OP_CASES {
       // 70 rows: the weight gradient dY^T X has K = 70 >= 64 and a narrow side, the primitive's TN path
       linear_case(in({70, 9}), in({5, 9}), true, "weight gradient through the matmul primitive"),
   };
+  add_random_shape_cases(cases);
+  return cases;
 }
 
 }  // namespace

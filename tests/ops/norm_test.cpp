@@ -9,6 +9,7 @@
 #include "core/rng.hpp"
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -35,7 +36,7 @@ Ref ref_norm(const Ref& x, const Ref& w, const Ref* b, bool rms, double eps) {
   return y;
 }
 
-OpCase layernorm_case(InputSpec x, bool bias, const char* variant) {
+OpCase layernorm_case(InputSpec x, bool bias, const std::string& variant) {
   int64_t cols = x.shape.back();
   OpCase c;
   c.op = "layernorm";
@@ -51,7 +52,7 @@ OpCase layernorm_case(InputSpec x, bool bias, const char* variant) {
   return c;
 }
 
-OpCase rmsnorm_case(InputSpec x, const char* variant) {
+OpCase rmsnorm_case(InputSpec x, const std::string& variant) {
   OpCase c;
   c.op = "rmsnorm";
   c.variant = variant;
@@ -65,7 +66,7 @@ OpCase rmsnorm_case(InputSpec x, const char* variant) {
 
 Ref ref_add(const Ref& a, const Ref& b) { return ref_broadcast(a, b, [](double u, double v) { return u + v; }); }
 
-OpCase add_layernorm_case(InputSpec x, InputSpec residual, bool bias, const char* variant) {
+OpCase add_layernorm_case(InputSpec x, InputSpec residual, bool bias, const std::string& variant) {
   int64_t cols = x.shape.back();
   OpCase c;
   c.op = "add_layernorm";
@@ -83,7 +84,7 @@ OpCase add_layernorm_case(InputSpec x, InputSpec residual, bool bias, const char
   return c;
 }
 
-OpCase add_rmsnorm_case(InputSpec x, InputSpec residual, const char* variant) {
+OpCase add_rmsnorm_case(InputSpec x, InputSpec residual, const std::string& variant) {
   OpCase c;
   c.op = "add_rmsnorm";
   c.variant = variant;
@@ -97,6 +98,27 @@ OpCase add_rmsnorm_case(InputSpec x, InputSpec residual, const char* variant) {
     return std::vector<Ref>{sum, ref_norm(sum, t[2], nullptr, true, kRmsEps)};
   };
   return c;
+}
+
+constexpr uint64_t kRandomSeed = 909;
+
+// x (and the residual, same shape) of rank 1-4 in drawn layouts; the bias drawn for layernorm.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  auto random_x = [](Rng& rng) { return in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4)))); };
+  add_random_cases(cases, kRandomSeed, "layernorm", 4, [&](Rng& rng) {
+    bool bias = draw_bool(rng);
+    return layernorm_case(random_x(rng), bias, bias ? "bias" : "no bias");
+  });
+  add_random_cases(cases, kRandomSeed, "rmsnorm", 3, [&](Rng& rng) { return rmsnorm_case(random_x(rng), ""); });
+  add_random_cases(cases, kRandomSeed, "add_layernorm", 3, [&](Rng& rng) {
+    InputSpec x = random_x(rng);
+    bool bias = draw_bool(rng);
+    return add_layernorm_case(x, in_random(rng, x.shape), bias, bias ? "bias" : "no bias");
+  });
+  add_random_cases(cases, kRandomSeed, "add_rmsnorm", 3, [&](Rng& rng) {
+    InputSpec x = random_x(rng);
+    return add_rmsnorm_case(x, in_random(rng, x.shape), "");
+  });
 }
 
 LD_OP_CASES {
@@ -120,6 +142,7 @@ LD_OP_CASES {
 
   cases.push_back(add_rmsnorm_case(in({4, 6}), in({4, 6}, Layout::transposed), "transposed residual"));
   cases.push_back(add_rmsnorm_case(in({2, 1, 9}, Layout::sliced), in({2, 1, 9}), "size-1 dim, sliced x"));
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <map>
 #include <set>
 
 #include "autograd/engine.hpp"
@@ -34,10 +35,13 @@ Tensor make_layout(const std::vector<float>& values, const Shape& shape, Layout 
     return base.detach().transpose(-1, -2).detach();
   }
   if (layout == Layout::sliced && !shape.empty()) {
+    // narrow dim 0 (an offset) and, from 2 dims on, the last dim too (gaps between rows)
     Shape big = shape;
     big[0] += 3;
+    if (shape.size() >= 2) big.back() += 2;
     Tensor base = zeros(big);
     Tensor view = base.narrow(0, 2, shape[0]).detach();
+    if (shape.size() >= 2) view = view.narrow(-1, 1, shape.back()).detach();
     view.copy_(from_vector(values, shape));
     return view;
   }
@@ -189,6 +193,11 @@ TEST(OpCoverage, EveryListedOpHasATestCase) {
   LD_FOR_EACH_OP(LD_LIST_OP)
 #undef LD_LIST_OP
   for (const std::string& op : listed) EXPECT_TRUE(tested.count(op)) << "op '" << op << "' has no test case";
+  std::map<std::string, int> random_cases;
+  for (const OpCase& c : all_cases())
+    if (c.variant.rfind("random (", 0) == 0) ++random_cases[c.op];
+  for (const std::string& op : listed)
+    EXPECT_GE(random_cases[op], 3) << "op '" << op << "' needs at least 3 cases with drawn shapes (random_shapes.hpp)";
   for (const std::string& op : tested)
     EXPECT_NE(std::find(listed.begin(), listed.end(), op), listed.end()) << "test case for unlisted op '" << op << "'";
 }

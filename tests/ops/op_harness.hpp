@@ -45,7 +45,7 @@ enum class InputKind {
 enum class Layout {
   contiguous,
   transposed,  // built transposed in memory, handed over as a transposed view (last two dims)
-  sliced,      // a narrow() of a larger tensor along dim 0 (non-zero offset, gaps)
+  sliced,      // a narrow() of a larger tensor: along dim 0 (non-zero offset) and the last dim (gaps)
 };
 
 struct InputSpec {

@@ -1,8 +1,10 @@
 #include <algorithm>
 #include <numeric>
+#include <string>
 
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -44,6 +46,116 @@ OpCase reduce_case(const char* op, std::vector<int64_t> dims, bool keepdim, Inpu
   return c;
 }
 
+// x viewed as [outer, n, inner] around dim d.
+struct AroundDim {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+AroundDim around_dim(const Shape& s, int64_t d) {
+  AroundDim a;
+  for (int64_t i = 0; i < int64_t(s.size()); ++i) {
+    if (i < d) a.outer *= s[size_t(i)];
+    if (i == d) a.n = s[size_t(i)];
+    if (i > d) a.inner *= s[size_t(i)];
+  }
+  return a;
+}
+
+int64_t wrap(int64_t dim, int64_t rank) { return dim < 0 ? dim + rank : dim; }
+
+Ref ref_argmax(const Ref& x, int64_t dim) {
+  int64_t d = wrap(dim, x.dim());
+  AroundDim a = around_dim(x.shape, d);
+  Shape s = x.shape;
+  s.erase(s.begin() + d);
+  Ref r(s);
+  for (int64_t o = 0; o < a.outer; ++o)
+    for (int64_t k = 0; k < a.inner; ++k) {
+      auto at = [&](int64_t j) { return x.v[size_t((o * a.n + j) * a.inner + k)]; };
+      int64_t best = 0;
+      for (int64_t j = 1; j < a.n; ++j)
+        if (at(j) > at(best)) best = j;
+      r.v[size_t(o * a.inner + k)] = double(best);
+    }
+  return r;
+}
+
+OpCase argmax_case(InputSpec x, int64_t dim) {
+  OpCase c;
+  c.op = "argmax";
+  c.variant = "dim " + std::to_string(dim);
+  c.inputs = {std::move(x)};
+  c.check_grad = false;
+  c.run = [dim](const std::vector<Tensor>& t) { return std::vector<Tensor>{ops::argmax(t[0], dim)}; };
+  c.reference = [dim](const std::vector<Ref>& t) { return std::vector<Ref>{ref_argmax(t[0], dim)}; };
+  return c;
+}
+
+// The k largest along dim, largest first: values and indices.
+std::vector<Ref> ref_topk(const Ref& x, int64_t k, int64_t dim) {
+  int64_t d = wrap(dim, x.dim());
+  AroundDim a = around_dim(x.shape, d);
+  Shape s = x.shape;
+  s[size_t(d)] = k;
+  Ref vals(s), idx(s);
+  for (int64_t o = 0; o < a.outer; ++o)
+    for (int64_t i = 0; i < a.inner; ++i) {
+      auto at = [&](int64_t j) { return x.v[size_t((o * a.n + j) * a.inner + i)]; };
+      std::vector<int64_t> order(static_cast<size_t>(a.n));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) { return at(p) > at(q); });
+      for (int64_t j = 0; j < k; ++j) {
+        size_t out = size_t((o * k + j) * a.inner + i);
+        vals.v[out] = at(order[size_t(j)]), idx.v[out] = double(order[size_t(j)]);
+      }
+    }
+  return {vals, idx};
+}
+
+OpCase topk_case(InputSpec x, int64_t k, int64_t dim, const std::string& variant) {
+  OpCase c;
+  c.op = "topk";
+  c.variant = variant;
+  c.inputs = {std::move(x)};
+  c.run = [k, dim](const std::vector<Tensor>& t) {
+    auto r = ops::topk(t[0], k, dim);
+    return std::vector<Tensor>{r.values, r.indices};
+  };
+  c.reference = [k, dim](const std::vector<Ref>& t) { return ref_topk(t[0], k, dim); };
+  return c;
+}
+
+constexpr uint64_t kRandomSeed = 202;
+
+// A rank 1-4 input in a drawn layout; for sum and mean a non-empty set of dims in random order,
+// some written negative.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  for (const char* op : {"sum", "mean"})
+    add_random_cases(cases, kRandomSeed, op, 4, [op](Rng& rng) {
+      InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+      int64_t rank = int64_t(x.shape.size());
+      std::vector<int64_t> dims(static_cast<size_t>(rank));
+      std::iota(dims.begin(), dims.end(), 0);
+      std::shuffle(dims.begin(), dims.end(), rng);
+      dims.resize(size_t(draw_int(rng, 1, rank)));
+      for (auto& d : dims)
+        if (draw_bool(rng)) d -= rank;
+      bool keepdim = draw_bool(rng);
+      OpCase c = reduce_case(op, dims, keepdim, x);
+      c.variant = "dims " + shape_str(dims) + (keepdim ? ", keepdim" : "");
+      return c;
+    });
+  add_random_cases(cases, kRandomSeed, "argmax", 3, [](Rng& rng) {
+    InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+    return argmax_case(x, draw_dim(rng, int64_t(x.shape.size())));
+  });
+  add_random_cases(cases, kRandomSeed, "topk", 4, [](Rng& rng) {
+    InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+    int64_t dim = draw_dim(rng, int64_t(x.shape.size()));
+    int64_t k = draw_int(rng, 1, x.shape[size_t(wrap(dim, int64_t(x.shape.size())))]);
+    return topk_case(x, k, dim, "k " + std::to_string(k) + ", dim " + std::to_string(dim));
+  });
+}
+
 LD_OP_CASES {
   std::vector<OpCase> cases;
   cases.push_back(reduce_case("sum", {-1}, false, in({3, 7})));
@@ -53,49 +165,11 @@ LD_OP_CASES {
   cases.push_back(reduce_case("mean", {1}, true, in({2, 9, 3})));
   cases.push_back(reduce_case("mean", {0}, false, in({1000, 3})));
 
-  OpCase am;
-  am.op = "argmax";
-  am.inputs = {in({4, 6, 5}, Layout::transposed)};
-  am.check_grad = false;
-  am.run = [](const std::vector<Tensor>& t) { return std::vector<Tensor>{ops::argmax(t[0], 1)}; };
-  am.reference = [](const std::vector<Ref>& t) {
-    const Ref& x = t[0];
-    Ref r({x.shape[0], x.shape[2]});
-    for (int64_t i = 0; i < x.shape[0]; ++i)
-      for (int64_t k = 0; k < x.shape[2]; ++k) {
-        int64_t best = 0;
-        for (int64_t j = 1; j < x.shape[1]; ++j)
-          if (x({i, j, k}) > x({i, best, k})) best = j;
-        r({i, k}) = double(best);
-      }
-    return std::vector<Ref>{r};
-  };
-  cases.push_back(am);
+  cases.push_back(argmax_case(in({4, 6, 5}, Layout::transposed), 1));
 
-  for (int64_t dim : {int64_t(-1), int64_t(0)}) {
-    OpCase tk;
-    tk.op = "topk";
-    tk.variant = dim == 0 ? "dim 0" : "last dim";
-    tk.inputs = {in({7, 5})};
-    tk.run = [dim](const std::vector<Tensor>& t) {
-      auto r = ops::topk(t[0], 3, dim);
-      return std::vector<Tensor>{r.values, r.indices};
-    };
-    tk.reference = [dim](const std::vector<Ref>& t) {
-      Ref x = dim == 0 ? ref_permute(t[0], {1, 0}) : t[0];
-      int64_t rows = x.shape[0], cols = x.shape[1];
-      Ref vals({rows, 3}), idx({rows, 3});
-      for (int64_t r = 0; r < rows; ++r) {
-        std::vector<int64_t> order(static_cast<size_t>(cols));
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return x({r, a}) > x({r, b}); });
-        for (int64_t j = 0; j < 3; ++j) vals({r, j}) = x({r, order[size_t(j)]}), idx({r, j}) = double(order[size_t(j)]);
-      }
-      if (dim == 0) vals = ref_permute(vals, {1, 0}), idx = ref_permute(idx, {1, 0});
-      return std::vector<Ref>{vals, idx};
-    };
-    cases.push_back(tk);
-  }
+  cases.push_back(topk_case(in({7, 5}), 3, -1, "last dim"));
+  cases.push_back(topk_case(in({7, 5}), 3, 0, "dim 0"));
+  add_random_shape_cases(cases);
   return cases;
 }
 

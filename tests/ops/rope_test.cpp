@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -30,7 +32,7 @@ Ref ref_rope(const Ref& x, const Ref& pos, const ops::RopeOptions& o) {
   return y;
 }
 
-OpCase rope_case(const char* variant, InputSpec x, InputSpec pos, ops::RopeOptions o) {
+OpCase rope_case(const std::string& variant, InputSpec x, InputSpec pos, ops::RopeOptions o) {
   OpCase c;
   c.op = "rope";
   c.variant = variant;
@@ -48,8 +50,25 @@ ops::RopeOptions options(RopeLayout layout, int64_t rotary_dim = 0, double theta
   return o;
 }
 
+constexpr uint64_t kRandomSeed = 1313;
+
+// x [B, T, H, D] with B 1-2, T 1-9, H 1-3 and D even in 2..8, in a drawn layout; rotary_dim even
+// <= D (0, the whole head, a third of the time); the layout, theta and [T] or [B, T] positions drawn.
+OpCase random_rope(Rng& rng) {
+  int64_t b = draw_int(rng, 1, 2), t = draw_int(rng, 1, 9), h = draw_int(rng, 1, 3), d = 2 * draw_int(rng, 1, 4);
+  int64_t rotary_dim = draw_bool(rng, 1.0 / 3) ? 0 : 2 * draw_int(rng, 1, d / 2);
+  RopeLayout layout = draw_bool(rng) ? RopeLayout::half : RopeLayout::interleaved;
+  double theta = draw_one(rng, std::vector<double>{10000.0, 500000.0});
+  Shape pos_shape = draw_bool(rng) ? Shape{t} : Shape{b, t};
+  int64_t max_pos = draw_one(rng, std::vector<int64_t>{16, 4096});
+  std::string variant = std::string(layout == RopeLayout::half ? "half" : "interleaved") + ", rotary_dim " +
+                        std::to_string(rotary_dim) + ", theta " + num_str(theta);
+  return rope_case(variant, in_random(rng, {b, t, h, d}), index_input(pos_shape, 0, max_pos),
+                   options(layout, rotary_dim, theta));
+}
+
 LD_OP_CASES {
-  return std::vector<OpCase>{
+  std::vector<OpCase> cases{
       rope_case("half (HF LLaMA)", in({2, 5, 3, 8}), index_input({5}, 0, 64), options(RopeLayout::half)),
       rope_case("interleaved (llama2.c)", in({2, 5, 3, 8}), index_input({5}, 0, 64), options(RopeLayout::interleaved)),
       rope_case("half, partial rotary_dim", in({1, 4, 2, 10}), index_input({4}, 0, 64), options(RopeLayout::half, 4)),
@@ -60,6 +79,8 @@ LD_OP_CASES {
       rope_case("large positions, transposed view", in({2, 3, 4, 4}, Layout::transposed),
                 index_input({3}, 100000, 200000), options(RopeLayout::interleaved)),
   };
+  add_random_cases(cases, kRandomSeed, "rope", 5, random_rope);
+  return cases;
 }
 
 TEST(Rope, RejectsBadArguments) {

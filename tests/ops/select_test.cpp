@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -17,7 +20,7 @@ Ref ref_where(const Ref& cond, const Ref& a, const Ref& b) {
   return ref_broadcast(picked, b, [](double x, double y) { return std::isnan(x) ? y : x; });
 }
 
-OpCase where_case(const char* variant, InputSpec cond, InputSpec a, InputSpec b) {
+OpCase where_case(const std::string& variant, InputSpec cond, InputSpec a, InputSpec b) {
   OpCase c;
   c.op = "where";
   c.variant = variant;
@@ -27,7 +30,7 @@ OpCase where_case(const char* variant, InputSpec cond, InputSpec a, InputSpec b)
   return c;
 }
 
-OpCase masked_fill_case(const char* variant, InputSpec x, InputSpec mask, double value) {
+OpCase masked_fill_case(const std::string& variant, InputSpec x, InputSpec mask, double value) {
   OpCase c;
   c.op = "masked_fill";
   c.variant = variant;
@@ -41,7 +44,7 @@ OpCase masked_fill_case(const char* variant, InputSpec x, InputSpec mask, double
 
 double silu_ref(double x) { return x / (1 + std::exp(-x)); }
 
-OpCase swiglu_case(const char* variant, InputSpec gate, InputSpec up) {
+OpCase swiglu_case(const std::string& variant, InputSpec gate, InputSpec up) {
   OpCase c;
   c.op = "swiglu";
   c.variant = variant;
@@ -51,6 +54,34 @@ OpCase swiglu_case(const char* variant, InputSpec gate, InputSpec up) {
     return std::vector<Ref>{ref_broadcast(t[0], t[1], [](double g, double u) { return silu_ref(g) * u; })};
   };
   return c;
+}
+
+constexpr uint64_t kRandomSeed = 707;
+
+Shape random_full_shape(Rng& rng) { return draw_small_shape(rng, int(draw_int(rng, 1, 4))); }
+
+// where: cond, a and b each the full shape or a broadcast partner of it, in random order; b needs
+// no grad sometimes. masked_fill: a partner of x as the mask. swiglu: equal shapes (it does not
+// broadcast), each in its own layout.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  add_random_cases(cases, kRandomSeed, "where", 4, [](Rng& rng) {
+    Shape full = random_full_shape(rng);
+    std::vector<Shape> s = {full, broadcast_partner(rng, full), broadcast_partner(rng, full)};
+    std::shuffle(s.begin(), s.end(), rng);
+    InputSpec b = in_random(rng, s[2]);
+    if (draw_bool(rng, 0.25)) b = no_grad(b);
+    return where_case("", mask_input(s[0], 0.5), in_random(rng, s[1]), b);
+  });
+  add_random_cases(cases, kRandomSeed, "masked_fill", 3, [](Rng& rng) {
+    Shape full = random_full_shape(rng);
+    double value = draw_one(rng, std::vector<double>{-1e4, 0.0, 2.5});
+    return masked_fill_case("value " + num_str(value), in_random(rng, full),
+                            mask_input(broadcast_partner(rng, full), 0.4), value);
+  });
+  add_random_cases(cases, kRandomSeed, "swiglu", 3, [](Rng& rng) {
+    Shape full = random_full_shape(rng);
+    return swiglu_case("", in_random(rng, full), in_random(rng, full));
+  });
 }
 
 LD_OP_CASES {
@@ -69,6 +100,7 @@ LD_OP_CASES {
   cases.push_back(swiglu_case("odd size", in({3, 7}), in({3, 7})));
   cases.push_back(swiglu_case("views", in({5, 4}, Layout::transposed), in({5, 4}, Layout::sliced)));
   cases.push_back(swiglu_case("size-1 dims", in({1, 9, 1}), in({1, 9, 1})));
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -6,6 +6,7 @@
 
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
+#include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
 
 namespace ld::test {
@@ -37,7 +38,7 @@ Ref ref_softmax(const Ref& x, int64_t dim, bool log) {
   return ref_permute(ref_softmax_last(ref_permute(x, perm), log), perm);
 }
 
-OpCase softmax_case(bool log, InputSpec x, int64_t dim, const char* variant) {
+OpCase softmax_case(bool log, InputSpec x, int64_t dim, const std::string& variant) {
   OpCase c;
   c.op = log ? "log_softmax" : "softmax";
   c.variant = variant;
@@ -47,6 +48,18 @@ OpCase softmax_case(bool log, InputSpec x, int64_t dim, const char* variant) {
   };
   c.reference = [log, dim](const std::vector<Ref>& t) { return std::vector<Ref>{ref_softmax(t[0], dim, log)}; };
   return c;
+}
+
+constexpr uint64_t kRandomSeed = 1010;
+
+// x of rank 1-4 in a drawn layout, softmax over a drawn dim.
+void add_random_shape_cases(std::vector<OpCase>& cases) {
+  for (bool log : {false, true})
+    add_random_cases(cases, kRandomSeed, log ? "log_softmax" : "softmax", 4, [log](Rng& rng) {
+      InputSpec x = in_random(rng, draw_small_shape(rng, int(draw_int(rng, 1, 4))));
+      int64_t dim = draw_dim(rng, int64_t(x.shape.size()));
+      return softmax_case(log, x, dim, "dim " + std::to_string(dim));
+    });
 }
 
 LD_OP_CASES {
@@ -61,6 +74,7 @@ LD_OP_CASES {
     cases.push_back(softmax_case(log, in({1, 1}), -1, "one element"));
     cases.push_back(softmax_case(log, in({}), 0, "scalar"));
   }
+  add_random_shape_cases(cases);
   return cases;
 }
 

@@ -173,14 +173,7 @@ void CpuBackend::layernorm_backward(int64_t rows, int64_t cols, const float* dy,
       dw_blk[j] += dyr[j] * xhat;
       db_blk[j] += dyr[j];
     };
-    int64_t j0 = 0;
-    for (; j0 + kLanes <= cols; j0 += kLanes) {
-#pragma omp simd
-      for (int64_t k = 0; k < kLanes; ++k) step(j0 + k, k);
-    }
-    const int64_t tail = cols - j0;
-#pragma omp simd
-    for (int64_t k = 0; k < tail; ++k) step(j0 + k, k);
+    cpu::for_each_lane(cols, step);
     const float mean_g = sum_lanes(acc_g) * inv_cols;
     const float mean_gx = sum_lanes(acc_gx) * inv_cols;
     float* dxr = dx + off;
@@ -219,14 +212,7 @@ void CpuBackend::rmsnorm_backward(int64_t rows, int64_t cols, const float* dy, c
       acc_gx[k] += dyr[j] * w[j] * xhat;
       dw_blk[j] += dyr[j] * xhat;
     };
-    int64_t j0 = 0;
-    for (; j0 + kLanes <= cols; j0 += kLanes) {
-#pragma omp simd
-      for (int64_t k = 0; k < kLanes; ++k) step(j0 + k, k);
-    }
-    const int64_t tail = cols - j0;
-#pragma omp simd
-    for (int64_t k = 0; k < tail; ++k) step(j0 + k, k);
+    cpu::for_each_lane(cols, step);
     const float mean_gx = sum_lanes(acc_gx) * inv_cols;
     float* dxr = dx + off;
 #pragma omp simd

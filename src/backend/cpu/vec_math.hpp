@@ -53,18 +53,24 @@ inline float max_lanes(float* acc) {
   return acc[0];
 }
 
+// step(j, k) for j in [0, n), with k = j % kLanes the lane that accumulates element j.
+template <typename Step>
+inline void for_each_lane(int64_t n, Step&& step) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+#pragma omp simd
+    for (int64_t k = 0; k < kLanes; ++k) step(j + k, k);
+  }
+  const int64_t tail = n - j;
+#pragma omp simd
+  for (int64_t k = 0; k < tail; ++k) step(j + k, k);
+}
+
 // sum_j term(j) for j in [0, n). term may also store (fused passes).
 template <typename Term>
 inline float lane_sum(int64_t n, Term&& term) {
   alignas(64) float acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-#pragma omp simd
-    for (int64_t k = 0; k < kLanes; ++k) acc[k] += term(j + k);
-  }
-  const int64_t tail = n - j;
-#pragma omp simd
-  for (int64_t k = 0; k < tail; ++k) acc[k] += term(j + k);
+  for_each_lane(n, [&](int64_t j, int64_t k) { acc[k] += term(j); });
   return sum_lanes(acc);
 }
 
