@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "autograd/engine.hpp"
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
@@ -52,19 +53,6 @@ std::vector<float> scaled(std::vector<float> v, float factor) {
   return v;
 }
 
-// The message of the ld::Error `f` throws, or a marker that makes substring checks fail.
-template <typename F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<not an ld::Error: ") + e.what() + ">";
-  }
-  return "<nothing thrown>";
-}
-
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -96,11 +84,11 @@ TEST_F(Autograd, BackwardFromScalarSeedsWithOne) {
 TEST_F(Autograd, BackwardOnNonScalarNeedsAGradient) {
   Tensor x = leaf({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor y = ops::mul(x, x);
-  std::string msg = error_message([&] { y.backward(); });
+  std::string msg = ld::test::error_message([&] { y.backward(); });
   EXPECT_TRUE(contains(msg, "backward: a gradient must be given for a non-scalar tensor of shape [2, 3]")) << msg;
   EXPECT_FALSE(x.grad().defined());
 
-  msg = error_message([&] { y.backward(ones({6})); });
+  msg = ld::test::error_message([&] { y.backward(ones({6})); });
   EXPECT_TRUE(contains(msg, "gradient shape [6] does not match tensor shape [2, 3]")) << msg;
   EXPECT_FALSE(x.grad().defined());
 
@@ -112,7 +100,7 @@ TEST_F(Autograd, BackwardOnTensorThatDoesNotRequireGradThrows) {
   Tensor c = from_vector<float>({1, 2, 3}, {3});
   Tensor loss = ops::sum(ops::mul(c, c));
   EXPECT_FALSE(loss.requires_grad());
-  std::string msg = error_message([&] { loss.backward(); });
+  std::string msg = ld::test::error_message([&] { loss.backward(); });
   EXPECT_TRUE(contains(msg, "backward: the tensor does not require grad")) << msg;
 }
 
@@ -234,11 +222,11 @@ TEST_F(Autograd, NoGradGuardRecordsNothingAndRestoresTheMode) {
 TEST_F(Autograd, SetRequiresGradRejectsNonLeavesAndIntegerTensors) {
   Tensor x = leaf({1, 2}, {2});
   Tensor y = ops::mul(x, x);
-  std::string msg = error_message([&] { y.set_requires_grad(true); });
+  std::string msg = ld::test::error_message([&] { y.set_requires_grad(true); });
   EXPECT_TRUE(contains(msg, "set_requires_grad: only leaf tensors")) << msg;
 
   Tensor ids = arange(4);
-  msg = error_message([&] { ids.set_requires_grad(true); });
+  msg = ld::test::error_message([&] { ids.set_requires_grad(true); });
   EXPECT_TRUE(contains(msg, "set_requires_grad: a i64 tensor cannot require gradients")) << msg;
   EXPECT_FALSE(ids.requires_grad());
   Tensor mask = from_vector<uint8_t>({1, 0}, {2});
@@ -403,7 +391,7 @@ TEST_F(Autograd, SecondBackwardWithoutRetainGraphFailsWithAClearError) {
   loss.backward();
   std::vector<std::vector<float>> first;
   for (const Tensor& p : net.leaves()) first.push_back(p.grad().to_vector());
-  std::string msg = error_message([&] { loss.backward(); });
+  std::string msg = ld::test::error_message([&] { loss.backward(); });
   EXPECT_TRUE(contains(msg, "retain_graph")) << "unclear error for a second backward: " << msg;
   // Refused before any gradient moved: no leaf is left half-accumulated.
   for (size_t i = 0; i < first.size(); ++i) expect_grad(net.leaves()[i], first[i], "leaf after the refused backward");

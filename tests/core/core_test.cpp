@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/allocator.hpp"
 #include "core/dtype.hpp"
@@ -29,15 +30,6 @@ auto with_threads(int threads, F&& f) {
   auto result = f();
   set_num_threads(saved);
   return result;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 uint32_t bits_of(float f) {
@@ -295,7 +287,7 @@ TEST(TensorViews, ReshapeOfANonContiguousTensorCopies) {
 
 TEST(TensorViews, ViewOfANonContiguousTensorSaysToUseReshape) {
   Tensor tt = arange(6, DType::f32).reshape({2, 3}).transpose(0, 1);
-  std::string msg = error_of([&] { tt.view({6}); });
+  std::string msg = ld::test::error_message([&] { tt.view({6}); });
   EXPECT_NE(msg.find("use reshape"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[3, 2]"), std::string::npos) << msg;
   // A view that only splits a dim of a transposed tensor is still possible.
@@ -304,7 +296,7 @@ TEST(TensorViews, ViewOfANonContiguousTensorSaysToUseReshape) {
 
 TEST(TensorViews, NarrowOutOfRangeNamesTheRangeAndTheDim) {
   Tensor t = zeros({3, 5});
-  std::string msg = error_of([&] { t.narrow(1, 2, 4); });
+  std::string msg = ld::test::error_message([&] { t.narrow(1, 2, 4); });
   EXPECT_NE(msg.find("narrow: range [2, 6) is out of bounds for dim 1 of size 5"), std::string::npos) << msg;
   EXPECT_THROW(t.narrow(0, -1, 1), Error);
   EXPECT_THROW(t.narrow(2, 0, 1), Error);  // no such dim
@@ -313,7 +305,7 @@ TEST(TensorViews, NarrowOutOfRangeNamesTheRangeAndTheDim) {
 
 TEST(TensorViews, ExpandErrors) {
   Tensor t = zeros({3, 2});
-  std::string msg = error_of([&] { t.expand({3, 4}); });
+  std::string msg = ld::test::error_message([&] { t.expand({3, 4}); });
   EXPECT_NE(msg.find("cannot expand [3, 2] to [3, 4]"), std::string::npos) << msg;
   EXPECT_THROW(t.expand({2}), Error);           // fewer dims
   EXPECT_THROW(t.expand({-1, 3, 2}), Error);    // a new leading dim needs a size
@@ -340,7 +332,7 @@ TEST(TensorViews, CopyBroadcastsAndCasts) {
   ints.copy_(from_vector<float>({2.7f, -2.7f, 0.2f}, {3}));
   EXPECT_EQ(ints.to_vector<int32_t>(), (std::vector<int32_t>{2, -2, 0}));
 
-  std::string msg = error_of([&] { zeros({2, 3}).copy_(zeros({2})); });
+  std::string msg = ld::test::error_message([&] { zeros({2, 3}).copy_(zeros({2})); });
   EXPECT_NE(msg.find("copy_"), std::string::npos) << msg;
 }
 

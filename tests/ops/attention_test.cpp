@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "ops/op_harness.hpp"
+#include "test_util.hpp"
 #include "ops/ops.hpp"
 #include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
@@ -258,27 +259,19 @@ TEST(Attention, HeadDim128Decode) { check_against_closed_form({1, 8, 1, 128}, {1
 
 TEST(Attention, RejectsBadShapesWithTheirNames) {
   Tensor q = randn({1, 4, 5, 8}), k = randn({1, 2, 5, 8});
-  auto message_of = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message_of([&] { ops::attention(randn({4, 5, 8}), k, k); }).find("4-D"), std::string::npos);
-  EXPECT_NE(message_of([&] { ops::attention(q, randn({1, 2, 5, 7}), randn({1, 2, 5, 7})); }).find("[1, 2, 5, 7]"),
+  EXPECT_NE(error_message([&] { ops::attention(randn({4, 5, 8}), k, k); }).find("4-D"), std::string::npos);
+  EXPECT_NE(error_message([&] { ops::attention(q, randn({1, 2, 5, 7}), randn({1, 2, 5, 7})); }).find("[1, 2, 5, 7]"),
             std::string::npos);
-  EXPECT_NE(message_of([&] { ops::attention(q, randn({1, 3, 5, 8}), randn({1, 3, 5, 8})); }).find("multiple"),
+  EXPECT_NE(error_message([&] { ops::attention(q, randn({1, 3, 5, 8}), randn({1, 3, 5, 8})); }).find("multiple"),
             std::string::npos);
-  EXPECT_NE(message_of([&] { ops::attention(q, k, randn({1, 2, 6, 8})); }).find("same shape"), std::string::npos);
-  EXPECT_NE(message_of([&] { ops::attention(q, randn({2, 2, 5, 8}), randn({2, 2, 5, 8})); }).find("batch"),
+  EXPECT_NE(error_message([&] { ops::attention(q, k, randn({1, 2, 6, 8})); }).find("same shape"), std::string::npos);
+  EXPECT_NE(error_message([&] { ops::attention(q, randn({2, 2, 5, 8}), randn({2, 2, 5, 8})); }).find("batch"),
             std::string::npos);
   ops::AttentionOptions o;
   o.mask = zeros({3, 5});
-  EXPECT_NE(message_of([&] { ops::attention(q, k, k, o); }).find("does not broadcast"), std::string::npos);
+  EXPECT_NE(error_message([&] { ops::attention(q, k, k, o); }).find("does not broadcast"), std::string::npos);
   o.mask = zeros({5, 5}, DType::i64);
-  EXPECT_NE(message_of([&] { ops::attention(q, k, k, o); }).find("mask must be f32"), std::string::npos);
+  EXPECT_NE(error_message([&] { ops::attention(q, k, k, o); }).find("mask must be f32"), std::string::npos);
 }
 
 TEST(Attention, FullyMaskedRowGivesZeroAndFiniteGradients) {

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/rng.hpp"
 #include "ops/op_harness.hpp"
+#include "test_util.hpp"
 #include "ops/ops.hpp"
 #include "ops/random_shapes.hpp"
 #include "ops/ref_util.hpp"
@@ -146,31 +147,18 @@ LD_OP_CASES {
   return cases;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-void expect_mentions(const std::string& msg, std::initializer_list<const char*> parts) {
-  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-}
-
 TEST(Norm, ShapeAndDtypeErrorsNameTheOpAndTheShapes) {
   Tensor x = zeros({2, 3, 4});
   EXPECT_THROW(ops::layernorm(x, zeros({5}), Tensor()), Error);
-  expect_mentions(message_of([&] { ops::layernorm(x, zeros({5}), Tensor()); }), {"layernorm", "[5]", "[2, 3, 4]"});
-  expect_mentions(message_of([&] { ops::layernorm(x, zeros({4}), zeros({3})); }), {"layernorm", "bias", "[3]", "[2, 3, 4]"});
-  expect_mentions(message_of([&] { ops::rmsnorm(x, zeros({4, 1})); }), {"rmsnorm", "[4, 1]", "[2, 3, 4]"});
-  expect_mentions(message_of([&] { ops::add_layernorm(x, zeros({2, 3, 5}), zeros({4}), zeros({4})); }),
+  expect_mentions(error_message([&] { ops::layernorm(x, zeros({5}), Tensor()); }), {"layernorm", "[5]", "[2, 3, 4]"});
+  expect_mentions(error_message([&] { ops::layernorm(x, zeros({4}), zeros({3})); }), {"layernorm", "bias", "[3]", "[2, 3, 4]"});
+  expect_mentions(error_message([&] { ops::rmsnorm(x, zeros({4, 1})); }), {"rmsnorm", "[4, 1]", "[2, 3, 4]"});
+  expect_mentions(error_message([&] { ops::add_layernorm(x, zeros({2, 3, 5}), zeros({4}), zeros({4})); }),
                   {"add_layernorm", "residual", "[2, 3, 5]", "[2, 3, 4]"});
-  expect_mentions(message_of([&] { ops::add_rmsnorm(x, zeros({3, 4}), zeros({4})); }),
+  expect_mentions(error_message([&] { ops::add_rmsnorm(x, zeros({3, 4}), zeros({4})); }),
                   {"add_rmsnorm", "[3, 4]", "[2, 3, 4]"});
-  expect_mentions(message_of([&] { ops::rmsnorm(x, zeros({4}).to(DType::bf16)); }), {"rmsnorm", "weight"});
-  expect_mentions(message_of([&] { ops::layernorm(scalar_tensor(1.0), zeros({1}), Tensor()); }), {"layernorm", "scalar"});
+  expect_mentions(error_message([&] { ops::rmsnorm(x, zeros({4}).to(DType::bf16)); }), {"rmsnorm", "weight"});
+  expect_mentions(error_message([&] { ops::layernorm(scalar_tensor(1.0), zeros({1}), Tensor()); }), {"layernorm", "scalar"});
 }
 
 // Only one output of the fused op feeding the loss: the other's gradient is absent, not zero-filled.
