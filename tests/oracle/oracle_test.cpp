@@ -278,11 +278,15 @@ TEST_P(StackOracle, LogitsLossAndEveryGradientMatchPyTorch) {
     return it == reference.tensors.end() ? Tensor() : it->second;
   };
 
-  Comparison comparison;
-  comparison.add("logits", logits, ref("logits"));
-  comparison.add("loss", loss, ref("loss"));
-  for (const auto& [name, p] : params) comparison.add("grad." + name, p.grad(), ref("grad." + name));
-  comparison.expect_within(kTolerance);
+  // against PyTorch in float64 (the exact answer) and in float32 (what a PyTorch user gets)
+  for (const std::string prefix : {"", "f32."}) {
+    SCOPED_TRACE(prefix.empty() ? "PyTorch float64" : "PyTorch float32");
+    Comparison comparison;
+    comparison.add("logits", logits, ref(prefix + "logits"));
+    comparison.add("loss", loss, ref(prefix + "loss"));
+    for (const auto& [name, p] : params) comparison.add("grad." + name, p.grad(), ref(prefix + "grad." + name));
+    comparison.expect_within(kTolerance);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stacks, StackOracle,

@@ -4,15 +4,17 @@
     torch_stacks.py IN.safetensors OUT.safetensors
         IN holds the parameters (Hugging Face names), "ids" and "targets" [B, T] i64, and the
         config as string metadata. OUT gets "logits" [B, T, V], "loss" [] and "grad.<name>" for
-        every parameter, all F32.
+        every parameter, all F32, computed in float64; and the same again under "f32." computed in
+        float32.
     torch_stacks.py --echo IN OUT
         reads IN and writes its tensors back to OUT, each as "echo.<name>", metadata included
         (the C++ test's check of the file format in both directions).
     torch_stacks.py --self-test
         checks this file's own math against independent formulations (no liandan involved).
 
-The math is written out in plain torch on purpose (no nn.Module, no transformers package) and
-runs in float64, so the reference carries no rounding error of its own worth speaking of.
+The math is written out in plain torch on purpose (no nn.Module, no transformers package). It runs
+in float64 (a reference with no rounding error of its own worth speaking of) and in float32 (what a
+PyTorch user gets); liandan (float32) must agree with both.
 Safetensors is parsed with json + torch.frombuffer: no safetensors package needed.
 """
 import json
@@ -88,6 +90,7 @@ def rope(x, theta):
     inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=REF) / D))
     angles = torch.outer(torch.arange(T, dtype=REF), inv_freq)  # [T, D/2]
     emb = torch.cat((angles, angles), dim=-1)[None, :, None, :]  # [1, T, 1, D]
+    emb = emb.to(x.dtype)  # angles in float64 (as liandan computes them), applied in x's dtype
     return x * emb.cos() + rotate_half(x) * emb.sin()
 
 
@@ -160,16 +163,24 @@ def llama_logits(cfg, p, ids):
 STACKS = {"gpt2": gpt2_logits, "llama": llama_logits}
 
 
-def run(in_path, out_path):
-    tensors, cfg = read_safetensors(in_path)
-    ids, targets = tensors.pop("ids"), tensors.pop("targets")
-    params = {name: t.to(REF).requires_grad_(True) for name, t in tensors.items()}
+def forward_backward(cfg, tensors, ids, targets, dtype):
+    params = {name: t.to(dtype).requires_grad_(True) for name, t in tensors.items()}
     logits = STACKS[cfg["kind"]](cfg, params, ids)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     loss.backward()
     out = {"logits": logits.detach().float(), "loss": loss.detach().float()}
     for name, t in params.items():
         out["grad." + name] = t.grad.float()
+    return out
+
+
+def run(in_path, out_path):
+    """The float64 run is the reference; the float32 run ("f32." names) is PyTorch as users run it."""
+    tensors, cfg = read_safetensors(in_path)
+    ids, targets = tensors.pop("ids"), tensors.pop("targets")
+    out = forward_backward(cfg, tensors, ids, targets, REF)
+    for name, t in forward_backward(cfg, tensors, ids, targets, torch.float32).items():
+        out["f32." + name] = t
     write_safetensors(out_path, out)
 
 
