@@ -113,6 +113,7 @@ void add_demo_command(CLI::App& app, std::function<void()>& run) {
   cmd->add_option("--seq", o->seq, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--embd", o->embd, "model width")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--heads", o->heads, "attention heads")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--vocab", o->vocab, "vocabulary size of the generated chain")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--lr", o->lr, "AdamW learning rate")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (data and weights)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: OMP_NUM_THREADS or all cores)");
