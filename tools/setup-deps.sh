@@ -9,6 +9,8 @@ packages=(
   libomp-dev             # OpenMP headers/runtime alongside GCC's libgomp
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev
+  libpcre2-dev libutf8proc-dev   # tokenizer: regex pre-tokenization, Unicode normalisation
+  sentencepiece fortunes fortunes-zh  # tokenizer tests/bench: spm_encode/spm_train peer, English and Chinese text
   python3-torch          # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
   libopenblas0-openmp    # so python3-torch's BLAS is OpenBLAS, not the 10-40x slower reference BLAS
 )
@@ -17,6 +19,7 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)  # tokenizer reference encoders
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

