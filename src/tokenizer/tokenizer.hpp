@@ -18,7 +18,8 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // add_special: the post-processor's tokens (e.g. BOS) are added, as Hugging Face does with
-  // add_special_tokens=True. Special/added tokens present in the text are always matched.
+  // add_special_tokens=True. Byte-level BPE matches added/special tokens present in the text;
+  // SentencePiece treats "<s>" in the text as plain text, as spm_encode does.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special = false) const = 0;
   virtual std::string decode(std::span<const int32_t> ids, bool skip_special = false) const = 0;
   virtual int32_t vocab_size() const = 0;
@@ -48,6 +49,8 @@ void save_tokenizer_json(const ByteLevelBpeData& data, const std::filesystem::pa
 
 // Streaming decode: feed ids one at a time, get the text that is complete so far, never half a
 // UTF-8 character (incomplete bytes are held until the next ids complete them or flush()).
+// New ids are decoded together with the previous ones as context, so decoders that treat the first
+// token specially (SentencePiece drops its leading space) still give the full text when joined.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
@@ -56,7 +59,9 @@ class StreamDecoder {
 
  private:
   const Tokenizer& tokenizer_;
-  std::string pending_;
+  std::string pending_;         // the text of the context ids, already emitted
+  std::vector<int32_t> ids_;    // context ids, then ids not yet emitted
+  size_t context_ = 0;          // how many of ids_ are context
 };
 
 }  // namespace ld::tok
