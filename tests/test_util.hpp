@@ -2,8 +2,12 @@
 // Helpers shared by the test files.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>  // mkdtemp
+
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
+#include <iostream>
 #include <string>
 
 #include "core/error.hpp"
@@ -25,5 +29,30 @@ inline std::string error_message(const std::function<void()>& f) {
 inline void expect_mentions(const std::string& msg, std::initializer_list<const char*> parts) {
   for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
 }
+
+// A fresh folder under the system temp dir, removed at the end of the test unless the test failed
+// (then its path is printed and the files are kept for a look by hand).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "liandan") {
+    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "_XXXXXX")).string();
+    LD_CHECK(mkdtemp(pattern.data()) != nullptr, "mkdtemp failed for ", pattern);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (::testing::Test::HasFailure())
+      std::cout << "files kept in " << path_ << "\n";
+    else
+      std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace ld::test

@@ -1,8 +1,10 @@
 #pragma once
 // safetensors (https://huggingface.co/docs/safetensors): 8-byte little-endian header length, a JSON
 // header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the
-// raw little-endian data. Files are memory-mapped: f32 tensors are zero-copy views of the map,
-// bf16/f16 are converted on load when asked for f32.
+// raw little-endian data. Files are memory-mapped (privately: writes to a tensor never reach the
+// file): a tensor read without conversion is a zero-copy view of the map (a copy when its bytes
+// are not aligned to its element size, which the format does not promise); bf16/f16 are converted
+// on load when asked for f32.
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -40,7 +42,8 @@ class SafetensorsFile {
   std::filesystem::path path_;
   std::shared_ptr<void> map_;  // the mmap
   const char* data_ = nullptr;
-  std::vector<TensorInfo> tensors_;
+  std::vector<TensorInfo> tensors_;          // in header order
+  std::map<std::string, size_t> index_;       // name -> position in tensors_
   std::map<std::string, std::string> metadata_;
 };
 

@@ -3,7 +3,6 @@
 // Logits, loss and every parameter gradient must agree to 1e-4 relative. The two sides exchange
 // tensors through safetensors files written and read by hand here (src/io does not exist yet).
 #include <gtest/gtest.h>
-#include <stdlib.h>  // mkdtemp
 
 #include <algorithm>
 #include <cmath>
@@ -18,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "test_util.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
 #include "models/tiny_transformer.hpp"
@@ -175,28 +175,6 @@ bool torch_importable() {
   ASSERT_TRUE(torch_importable()) << kPython << " cannot import torch. The PyTorch oracle needs "   \
                                   << "Debian's python3-torch: apt-get install python3-torch"
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "liandan_oracle_XXXXXX").string();
-    LD_CHECK(mkdtemp(pattern.data()) != nullptr, "oracle: mkdtemp failed for ", pattern);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    // Keep the files of a failed test for a look with torch_stacks.py by hand.
-    if (::testing::Test::HasFailure())
-      std::cout << "oracle files kept in " << path_ << "\n";
-    else
-      fs::remove_all(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 Tensor random_ids(const Shape& shape, int64_t vocab, Generator& gen) {
   std::vector<float> u = rand(shape, &gen).to_vector<float>();
   std::vector<int64_t> ids(u.size());
@@ -265,7 +243,7 @@ TEST_P(StackOracle, LogitsLossAndEveryGradientMatchPyTorch) {
   const Tensor loss = ops::cross_entropy(logits, targets);
   loss.backward();
 
-  TempDir dir;
+  test::TempDir dir("liandan_oracle");
   std::vector<std::pair<std::string, Tensor>> inputs(params.begin(), params.end());
   inputs.emplace_back("ids", ids);
   inputs.emplace_back("targets", targets);
@@ -304,7 +282,7 @@ TEST(OracleFormat, RoundTripsInCppAndThroughPython) {
       {"transposed", randn({4, 6}, &gen).transpose(0, 1)}, {"empty", empty({0, 3})}};
   const std::map<std::string, std::string> metadata = {{"kind", "gpt2"}, {"norm_eps", exact(1e-5)}};
 
-  TempDir dir;
+  test::TempDir dir("liandan_oracle");
   write_safetensors(dir.path() / "a.safetensors", tensors, metadata);
   const TensorFile same = read_safetensors(dir.path() / "a.safetensors");
   ASSERT_TRUE(run_python("--echo " + quoted(dir.path() / "a.safetensors") + " " + quoted(dir.path() / "b.safetensors")));
