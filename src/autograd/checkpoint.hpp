@@ -1,8 +1,9 @@
 #pragma once
 // Activation checkpointing: run fn without saving anything for backward, and run it again during
 // backward to rebuild what its backward rules need. Trades one extra forward for the memory of
-// every intermediate inside fn. Parameters fn uses are found automatically; the random generator
-// is rewound for the recompute so dropout masks match.
+// every intermediate inside fn. Parameters fn uses are found automatically; the
+// default generator is rewound for the recompute so dropout masks match (a dropout inside fn that
+// draws from another generator would get new masks).
 #include <functional>
 #include <vector>
 
