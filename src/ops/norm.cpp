@@ -136,7 +136,7 @@ ResidualNorm norm_forward(NormKind kind, const char* op, const Tensor& x_in, con
     node->kind = kind;
     node->fused = fused;
     node->has_bias = bias.defined();
-    node->input = fused ? sum : x;
+    node->input = fused ? sum.detach() : x;  // sum is also an output of node: a detached handle, no cycle
     node->weight = weight;
     node->mean = mean;
     node->rstd = rstd;
