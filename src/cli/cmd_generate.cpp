@@ -1,5 +1,5 @@
 // `liandan generate --model DIR (--prompt TEXT | --prompt-ids "1 2 3")`: sample a continuation from a
-// LLaMA folder (config.json + safetensors). Sampling defaults are Hugging Face's (temperature 1,
+// Hugging Face causal LM folder (config.json + safetensors). Sampling defaults are Hugging Face's (temperature 1,
 // top-k 50, top-p 1, min-p off, no repetition penalty); --temperature 0 is greedy. Generation stops
 // at config.json's eos_token_id (included in the output, as Hugging Face does) or after
 // --max-new-tokens.
@@ -16,7 +16,7 @@
 #include "core/error.hpp"
 #include "infer/generate.hpp"
 #include "io/hf_config.hpp"
-#include "models/llama.hpp"
+#include "models/causal_lm.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace ld::cli {
@@ -107,13 +107,13 @@ void run_generate(const GenerateArgs& a) {
     std::vector<int32_t> ids = tokenizer->encode(a.prompt, /*add_special=*/true);
     return std::vector<int64_t>(ids.begin(), ids.end());
   }();
-  auto model = models::LlamaForCausalLM::load(a.model);
+  auto model = models::load_causal_lm(a.model);
 
   infer::GenerateOptions options;
   options.max_new_tokens = a.max_new_tokens;
   options.sampling = a.sampling;
   options.seed = a.seed;
-  options.eos_id = static_cast<int32_t>(config.eos_token_id);
+  if (config.eos_token_id >= 0) options.eos_id = static_cast<int32_t>(config.eos_token_id);
 
   Progress progress(a.output == "text");
   std::unique_ptr<tok::StreamDecoder> stream;
@@ -137,7 +137,7 @@ void run_generate(const GenerateArgs& a) {
 }  // namespace
 
 void add_generate_command(CLI::App& app, std::function<void()>& run) {
-  auto* cmd = app.add_subcommand("generate", "Generate text from a LLaMA model folder (config.json + safetensors)");
+  auto* cmd = app.add_subcommand("generate", "Generate text from a causal LM folder (GPT-2, LLaMA, Mistral, Qwen2, Mixtral)");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("--model", a->model, "model folder (config.json, model.safetensors, tokenizer)")->required();
   auto* prompt = cmd->add_option("--prompt", a->prompt, "prompt text (needs a tokenizer in the folder; BOS is added)");

@@ -1,12 +1,11 @@
 #include "io/llama2c.hpp"
 
-#include <unistd.h>
-
 #include <array>
 #include <bit>
 #include <cstring>
 #include <fstream>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "io/safetensors.hpp"
 
@@ -126,23 +125,18 @@ Llama2cArrays read_arrays(const fs::path& path, const Llama2cHeader& h) {
 }
 
 HfModelConfig config_from_header(const Llama2cHeader& h) {
-  HfModelConfig c;
-  c.model_type = "llama";
-  c.stack.kind = models::StackKind::llama;
-  c.stack.n_embd = h.dim;
-  c.stack.intermediate_size = h.hidden_dim;
-  c.stack.n_layer = h.n_layers;
-  c.stack.n_head = h.n_heads;
-  c.stack.n_kv_head = h.n_kv_heads;
-  c.stack.vocab_size = h.vocab();
-  c.stack.n_positions = h.seq_len;
-  c.stack.norm_eps = 1e-5;  // llama2.c's RMSNorm
-  c.stack.rope_theta = 10000.0;
-  c.tie_word_embeddings = h.shared_classifier();
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
-  c.torch_dtype = "float32";
-  return c;
+  models::StackConfig s;
+  s.kind = models::StackKind::llama;
+  s.n_embd = h.dim;
+  s.intermediate_size = h.hidden_dim;
+  s.n_layer = h.n_layers;
+  s.n_head = h.n_heads;
+  s.n_kv_head = h.n_kv_heads;
+  s.vocab_size = h.vocab();
+  s.n_positions = h.seq_len;
+  s.norm_eps = 1e-5;  // llama2.c's RMSNorm
+  s.rope_theta = 10000.0;
+  return make_hf_config(s, h.shared_classifier());
 }
 
 std::vector<std::pair<std::string, Tensor>> hf_tensors(const Llama2cHeader& h, const Llama2cArrays& a) {
@@ -165,29 +159,6 @@ std::vector<std::pair<std::string, Tensor>> hf_tensors(const Llama2cHeader& h, c
   // Hugging Face omits a tied lm_head from the file; loaders take the embedding (tie_lm_head).
   if (!h.shared_classifier()) t.emplace_back("lm_head.weight", a.wcls);
   return t;
-}
-
-void check_output_folder(const fs::path& out_dir, bool force) {
-  if (!fs::exists(out_dir)) return;
-  LD_CHECK(fs::is_directory(out_dir), out_dir.string(), ": exists and is not a folder; choose another output path");
-  LD_CHECK(force, out_dir.string(), ": output folder already exists (pass --force to replace it)");
-}
-
-// "out/" and "out" name the same folder; the temporary sibling needs its real name.
-fs::path clean_folder_path(const fs::path& p) {
-  fs::path clean = fs::absolute(p).lexically_normal();
-  if (clean.filename().empty()) clean = clean.parent_path();
-  return clean;
-}
-
-fs::path sibling(const fs::path& dir, const char* tag) {
-  return dir.parent_path() / ("." + dir.filename().string() + "." + tag + "-" + std::to_string(::getpid()));
-}
-
-void rename_or_fail(const fs::path& from, const fs::path& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  LD_CHECK(!ec, to.string(), ": cannot move the new folder into place (", ec.message(), ")");
 }
 
 }  // namespace
@@ -223,38 +194,8 @@ Tensor permute_rope_rows(const Tensor& weight, int64_t n_heads) {
   return weight.reshape({n_heads, half, 2, in}).transpose(1, 2).contiguous().reshape({rows, in});
 }
 
-void write_folder_atomically(const fs::path& out_dir, bool force, const std::function<void(const fs::path&)>& fill) {
-  const fs::path out = clean_folder_path(out_dir);
-  LD_CHECK(out != out.root_path(), out_dir.string(), ": not a usable output folder");
-  check_output_folder(out, force);
-  const fs::path tmp = sibling(out, "tmp");
-  std::error_code ec;
-  fs::create_directories(out.parent_path(), ec);
-  fs::remove_all(tmp, ec);  // a leftover of a killed run with the same pid
-  fs::create_directory(tmp, ec);
-  LD_CHECK(!ec, tmp.string(), ": cannot create the temporary output folder (", ec.message(), ")");
-  try {
-    fill(tmp);
-    check_output_folder(out, force);  // someone may have created it meanwhile
-    if (!fs::exists(out)) return rename_or_fail(tmp, out);
-    // Two renames (a folder cannot replace a non-empty one in one step); roll back if the second fails.
-    const fs::path old = sibling(out, "old");
-    fs::remove_all(old, ec);
-    rename_or_fail(out, old);
-    fs::rename(tmp, out, ec);
-    if (ec) {
-      fs::rename(old, out, ec);
-      LD_FAIL(out.string(), ": cannot move the new folder into place; the old one is kept");
-    }
-    fs::remove_all(old, ec);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
-}
-
 void convert_llama2c_to_hf(const fs::path& in, const fs::path& out_dir, bool force) {
-  check_output_folder(clean_folder_path(out_dir), force);  // fail before reading a large input
+  check_output_folder(out_dir, force);  // fail before reading a large input
   Llama2cModel model = read_llama2c(in);
   write_folder_atomically(out_dir, force, [&](const fs::path& dir) {
     write_hf_config(dir, model.config);

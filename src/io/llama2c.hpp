@@ -46,9 +46,4 @@ Tensor permute_rope_rows(const Tensor& weight, int64_t n_heads);
 // OUT_DIR is an error unless `force` (then replaced only once the new folder is complete).
 void convert_llama2c_to_hf(const std::filesystem::path& in, const std::filesystem::path& out_dir, bool force);
 
-// Builds a folder atomically: `fill` writes into a fresh temporary sibling of `out_dir`, which then
-// takes its place. On any error the temporary folder is removed and `out_dir` is left as it was.
-void write_folder_atomically(const std::filesystem::path& out_dir, bool force,
-                             const std::function<void(const std::filesystem::path&)>& fill);
-
 }  // namespace ld::io

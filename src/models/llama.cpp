@@ -5,8 +5,6 @@
 
 #include "core/error.hpp"
 #include "core/rng.hpp"
-#include "io/hf_config.hpp"
-#include "io/safetensors.hpp"
 #include "ops/ops.hpp"
 
 namespace ld::models {
@@ -26,16 +24,21 @@ Tensor merge_heads(const Tensor& x) {
 
 // --- attention
 
-LlamaAttention::LlamaAttention(const StackConfig& c, Generator& gen)
-    : n_head_(c.n_head), n_kv_head_(c.n_kv_head), head_dim_(c.head_dim()), rope_theta_(c.rope_theta) {
-  const int64_t C = c.n_embd, D = c.head_dim();
-  q_proj = register_module("q_proj", linear(C, c.n_head * D, gen));
-  k_proj = register_module("k_proj", linear(C, c.n_kv_head * D, gen));
-  v_proj = register_module("v_proj", linear(C, c.n_kv_head * D, gen));
-  o_proj = register_module("o_proj", linear(c.n_head * D, C, gen));
+LlamaAttention::LlamaAttention(const io::HfModelConfig& hf, Generator& gen)
+    : n_head_(hf.stack.n_head),
+      n_kv_head_(hf.stack.n_kv_head),
+      head_dim_(hf.stack.head_dim()),
+      rope_theta_(hf.stack.rope_theta) {
+  const int64_t C = hf.stack.n_embd, D = head_dim_;
+  const bool bias = hf.attention_bias;  // Qwen2: q, k and v only
+  q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, n_head_ * D, bias, gen));
+  k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, n_kv_head_ * D, bias, gen));
+  v_proj = register_module("v_proj", std::make_shared<nn::Linear>(C, n_kv_head_ * D, bias, gen));
+  o_proj = register_module("o_proj", linear(n_head_ * D, C, gen));
 }
 
-Tensor LlamaAttention::forward(const Tensor& x, const Tensor& positions, KvCache* cache, int64_t layer) const {
+Tensor LlamaAttention::forward(const Tensor& x, const AttentionContext& ctx, KvCache* cache, int64_t layer) const {
+  const Tensor& positions = ctx.positions;
   const int64_t B = x.size(0), T = x.size(1), D = head_dim_;
   const ops::RopeOptions rope{.theta = rope_theta_, .rotary_dim = 0, .layout = RopeLayout::half};
   // rope wants [B, T, H, D]; attention wants [B, H, T, D]
@@ -45,7 +48,7 @@ Tensor LlamaAttention::forward(const Tensor& x, const Tensor& positions, KvCache
   Tensor v = project(*v_proj, n_kv_head_).permute({0, 2, 1, 3});
   // With a cache Tk = cached + T > Tq = T; causal attention aligns the last query with the last key.
   if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
-  return o_proj->forward(merge_heads(ops::attention(q, k, v)));
+  return o_proj->forward(merge_heads(ops::attention(q, k, v, {.causal = true, .scale = std::nullopt, .mask = ctx.mask})));
 }
 
 // --- MLP
@@ -62,18 +65,25 @@ Tensor LlamaMlp::forward(const Tensor& x) const {
 
 // --- layers and model
 
-LlamaDecoderLayer::LlamaDecoderLayer(const StackConfig& c, Generator& gen) {
+LlamaDecoderLayer::LlamaDecoderLayer(const io::HfModelConfig& hf, Generator& gen) {
+  const StackConfig& c = hf.stack;
   input_layernorm = register_module("input_layernorm", std::make_shared<nn::RMSNorm>(c.n_embd, c.norm_eps));
-  self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(c, gen));
+  self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(hf, gen));
   post_attention_layernorm =
       register_module("post_attention_layernorm", std::make_shared<nn::RMSNorm>(c.n_embd, c.norm_eps));
-  mlp = register_module("mlp", std::make_shared<LlamaMlp>(c, gen));
+  if (!hf.moe.enabled()) {
+    mlp = register_module("mlp", std::make_shared<LlamaMlp>(c, gen));
+    return;
+  }
+  auto expert = [&c](Generator& g) { return std::make_shared<nn::MixtralExpert>(c.n_embd, c.intermediate_size, g); };
+  block_sparse_moe = register_module("block_sparse_moe", std::make_shared<nn::MoeFfn>(c.n_embd, hf.moe, expert, gen));
 }
 
-LlamaModel::LlamaModel(const StackConfig& c, Generator& gen) {
+LlamaModel::LlamaModel(const io::HfModelConfig& hf, Generator& gen) {
+  const StackConfig& c = hf.stack;
   embed_tokens = register_module("embed_tokens", std::make_shared<nn::Embedding>(c.vocab_size, c.n_embd, gen));
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
-  for (int64_t i = 0; i < c.n_layer; ++i) layers->push_back(std::make_shared<LlamaDecoderLayer>(c, gen));
+  for (int64_t i = 0; i < c.n_layer; ++i) layers->push_back(std::make_shared<LlamaDecoderLayer>(hf, gen));
   norm = register_module("norm", std::make_shared<nn::RMSNorm>(c.n_embd, c.norm_eps));
 }
 
@@ -81,53 +91,46 @@ LlamaDecoderLayer& LlamaModel::layer(int64_t i) const {
   return *layers->at<LlamaDecoderLayer>(static_cast<size_t>(i));
 }
 
-LlamaForCausalLM::LlamaForCausalLM(const StackConfig& config, Generator& gen, bool tie_word_embeddings)
-    : config_(config), tied_(tie_word_embeddings) {
-  validate(config);
-  LD_CHECK(config.kind == StackKind::llama, "LlamaForCausalLM: the config is not a LLaMA stack");
-  model = register_module("model", std::make_shared<LlamaModel>(config, gen));
-  lm_head = register_module("lm_head", linear(config.n_embd, config.vocab_size, gen));
-  if (tied_) lm_head->tie_weight(model->embed_tokens->weight);
+LlamaForCausalLM::LlamaForCausalLM(const io::HfModelConfig& hf, Generator& gen) : CausalLM(hf) {
+  validate(hf.stack);
+  LD_CHECK(hf.stack.kind == StackKind::llama, "LlamaForCausalLM: model_type \"", hf.model_type,
+           "\" is not of the LLaMA family");
+  model = register_module("model", std::make_shared<LlamaModel>(hf, gen));
+  lm_head = register_module("lm_head", linear(hf.stack.n_embd, hf.stack.vocab_size, gen));
+  if (hf.tie_word_embeddings) lm_head->tie_weight(model->embed_tokens->weight);
 }
 
-std::unique_ptr<LlamaForCausalLM> LlamaForCausalLM::load(const std::filesystem::path& dir) {
-  const io::HfModelConfig hf = io::read_hf_config(dir);
-  Generator gen(0);  // the random init is overwritten by the checkpoint
-  auto lm = std::make_unique<LlamaForCausalLM>(hf.stack, gen, hf.tie_word_embeddings);
-  lm->load_state_dict(io::load_checkpoint(dir), /*strict=*/true);
-  return lm;
-}
-
-Tensor LlamaForCausalLM::forward(const Tensor& ids, KvCache* cache) const {
-  LD_CHECK(ids.dim() == 2 && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32),
-           "LlamaForCausalLM: ids must be i32/i64 [B, T], got ", dtype_name(ids.dtype()), " ", shape_str(ids.shape()));
-  const int64_t T = ids.size(1);
-  int64_t start = 0;
-  if (cache != nullptr) {
-    LD_CHECK(cache->n_layer() == config_.n_layer && cache->batch() == ids.size(0), "LlamaForCausalLM: the KV cache (",
-             cache->n_layer(), " layers, batch ", cache->batch(), ") does not fit this model (", config_.n_layer,
-             " layers) and batch ", ids.size(0));
-    cache->check_room(T);  // before any layer writes
-    start = cache->length();
-  }
-  Tensor positions = arange(start + T).narrow(0, start, T).contiguous();
-
+LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
+  const StackConfig& c = config();
+  const AttentionContext ctx = make_attention_context(in, c, hf_config().sliding_window);
+  LmOutput out;
   // The pre-norm residual stream with each norm fused into the residual add before it, exactly as
   // models::forward_logits does it.
-  Tensor residual = model->embed_tokens->forward(ids);
+  Tensor residual = model->embed_tokens->forward(in.ids);
   Tensor normed = model->layer(0).input_layernorm->forward(residual);
-  for (int64_t i = 0; i < config_.n_layer; ++i) {
+  for (int64_t i = 0; i < c.n_layer; ++i) {
     const LlamaDecoderLayer& layer = model->layer(i);
     const nn::RMSNorm& post = *layer.post_attention_layernorm;
-    ops::ResidualNorm mid = ops::add_rmsnorm(layer.self_attn->forward(normed, positions, cache, i), residual,
+    ops::ResidualNorm mid = ops::add_rmsnorm(layer.self_attn->forward(normed, ctx, in.cache, i), residual,
                                              post.weight, post.eps);
-    const nn::RMSNorm& next = i + 1 < config_.n_layer ? *model->layer(i + 1).input_layernorm : *model->norm;
-    ops::ResidualNorm out = ops::add_rmsnorm(layer.mlp->forward(mid.normed), mid.sum, next.weight, next.eps);
-    residual = out.sum;
-    normed = out.normed;
+    Tensor ffn;
+    if (layer.mlp) {
+      ffn = layer.mlp->forward(mid.normed);
+    } else {
+      nn::MoeOutput moe = layer.block_sparse_moe->forward(mid.normed);
+      ffn = moe.y;
+      out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, moe.aux_loss) : moe.aux_loss;
+      out.dropped_tokens += moe.dropped;
+    }
+    const nn::RMSNorm& next = i + 1 < c.n_layer ? *model->layer(i + 1).input_layernorm : *model->norm;
+    ops::ResidualNorm block = ops::add_rmsnorm(ffn, mid.sum, next.weight, next.eps);
+    residual = block.sum;
+    normed = block.normed;
   }
-  if (cache != nullptr) cache->advance(T);
-  return lm_head->forward(normed);
+  if (in.cache != nullptr) in.cache->advance(in.ids.size(1));
+  if (in.last_position_only) normed = normed.narrow(1, normed.size(1) - 1, 1);
+  out.logits = lm_head->forward(normed);
+  return out;
 }
 
 }  // namespace ld::models

@@ -1,29 +1,32 @@
 #pragma once
-// LLaMA as an nn::Module tree whose parameter names are exactly Hugging Face's
+// The LLaMA family as an nn::Module tree whose parameter names are exactly Hugging Face's
 // (model.embed_tokens, model.layers.{i}.self_attn.q_proj, ..., model.norm, lm_head), so a
 // model.safetensors loads with load_state_dict(strict). The math is models::forward_logits':
-// RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU. forward() optionally uses a KvCache.
+// RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU. One class serves the variants, which
+// differ only in what config.json switches on:
+//   llama    the base
+//   mistral  sliding-window attention (keys at most sliding_window slots back)
+//   qwen2    biases on the q/k/v projections
+//   mixtral  each layer's MLP is a Mixture of Experts: model.layers.{i}.block_sparse_moe.{gate,
+//            experts.{e}.w1/w2/w3}, plus sliding window; run() returns the routers' auxiliary loss
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 
 #include "core/tensor.hpp"
+#include "models/causal_lm.hpp"
 #include "models/kv_cache.hpp"
-#include "models/tiny_transformer.hpp"
 #include "nn/layers.hpp"
+#include "nn/moe.hpp"
 #include "nn/module.hpp"
-
-namespace ld {
-class Generator;
-}
 
 namespace ld::models {
 
 class LlamaAttention : public nn::Module {
  public:
-  LlamaAttention(const StackConfig& config, Generator& gen);
-  // x [B, T, C]; positions i64 [T]; with a cache, attends over the cached keys plus these.
-  Tensor forward(const Tensor& x, const Tensor& positions, KvCache* cache, int64_t layer) const;
+  LlamaAttention(const io::HfModelConfig& config, Generator& gen);
+  // x [B, T, C]; with a cache, attends over the cached keys plus these.
+  Tensor forward(const Tensor& x, const AttentionContext& ctx, KvCache* cache, int64_t layer) const;
 
   std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
 
@@ -32,28 +35,29 @@ class LlamaAttention : public nn::Module {
   double rope_theta_;
 };
 
-class LlamaMlp : public nn::Module {
+class LlamaMlp : public nn::FeedForward {
  public:
   LlamaMlp(const StackConfig& config, Generator& gen);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const override;
 
   std::shared_ptr<nn::Linear> gate_proj, up_proj, down_proj;
 };
 
 class LlamaDecoderLayer : public nn::Module {
  public:
-  LlamaDecoderLayer(const StackConfig& config, Generator& gen);
+  LlamaDecoderLayer(const io::HfModelConfig& config, Generator& gen);
 
   std::shared_ptr<nn::RMSNorm> input_layernorm;
   std::shared_ptr<LlamaAttention> self_attn;
   std::shared_ptr<nn::RMSNorm> post_attention_layernorm;
-  std::shared_ptr<LlamaMlp> mlp;
+  std::shared_ptr<LlamaMlp> mlp;                   // dense models
+  std::shared_ptr<nn::MoeFfn> block_sparse_moe;    // mixtral
 };
 
 // HF's LlamaModel: the embedding, the layers and the final norm (the "model." prefix).
 class LlamaModel : public nn::Module {
  public:
-  LlamaModel(const StackConfig& config, Generator& gen);
+  LlamaModel(const io::HfModelConfig& config, Generator& gen);
 
   std::shared_ptr<nn::Embedding> embed_tokens;
   std::shared_ptr<nn::ModuleList> layers;
@@ -62,33 +66,18 @@ class LlamaModel : public nn::Module {
   LlamaDecoderLayer& layer(int64_t i) const;
 };
 
-class LlamaForCausalLM : public nn::Module {
+class LlamaForCausalLM : public CausalLM {
  public:
-  // Random weights from `gen` (N(0, 0.02) matrices, norm weights 1). tie_word_embeddings shares
-  // lm_head's weight with the token embedding (then there is no separate lm_head parameter).
-  LlamaForCausalLM(const StackConfig& config, Generator& gen, bool tie_word_embeddings = false);
+  // Random weights from `gen` (N(0, 0.02) matrices, norm weights 1, biases 0). With
+  // tie_word_embeddings lm_head's weight is the token embedding (no separate lm_head parameter).
+  LlamaForCausalLM(const io::HfModelConfig& config, Generator& gen);
 
-  // Reads dir/config.json and the safetensors weights; strict: every parameter must be there and
-  // nothing else (a tied checkpoint has no lm_head.weight).
-  static std::unique_ptr<LlamaForCausalLM> load(const std::filesystem::path& dir);
-
-  // ids i32/i64 [B, T] -> logits [B, T, V]. Without a cache: positions 0..T-1, causal. With one:
-  // positions continue from cache->length(), the new keys/values are appended and the queries
-  // attend over the whole cached sequence; the cache length then grows by T.
-  Tensor forward(const Tensor& ids, KvCache* cache = nullptr) const;
-
-  // A cache sized for this model.
-  KvCache make_cache(int64_t batch, int64_t max_len) const { return KvCache(config_, batch, max_len); }
-
-  const StackConfig& config() const { return config_; }
-  bool tied() const { return tied_; }
+  // Without a cache: positions 0..T-1 (or from the attention mask), causal. With one: the new
+  // tokens continue the cached sequence, their keys/values are appended and the cache length grows.
+  LmOutput run(const LmInputs& inputs) const override;
 
   std::shared_ptr<LlamaModel> model;
   std::shared_ptr<nn::Linear> lm_head;
-
- private:
-  StackConfig config_;
-  bool tied_;
 };
 
 }  // namespace ld::models

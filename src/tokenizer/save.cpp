@@ -3,6 +3,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "tokenizer/byte_level_bpe.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -90,21 +91,6 @@ ordered tokenizer_config_json(const ByteLevelBpeData& data) {
   return config;
 }
 
-void write_atomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    LD_CHECK(out.good(), tmp.string(), ": cannot open for writing");
-    out << text;
-    out.close();
-    LD_CHECK(out.good(), tmp.string(), ": write failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  LD_CHECK(!ec, path.string(), ": cannot rename ", tmp.string(), " into place: ", ec.message());
-}
-
 }  // namespace
 
 void save_tokenizer_json(const ByteLevelBpeData& data, const fs::path& dir) {
@@ -120,8 +106,8 @@ void save_tokenizer_json(const ByteLevelBpeData& data, const fs::path& dir) {
   } catch (const nlohmann::json::exception& e) {  // a special token or template that is not UTF-8
     LD_FAIL(dir.string(), ": cannot write tokenizer.json: ", e.what());
   }
-  write_atomically(dir / "tokenizer.json", tokenizer_text);
-  write_atomically(dir / "tokenizer_config.json", config_text);
+  write_file_atomically(dir / "tokenizer.json", tokenizer_text);
+  write_file_atomically(dir / "tokenizer_config.json", config_text);
 }
 
 }  // namespace ld::tok

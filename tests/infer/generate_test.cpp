@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
+#include "io/hf_config.hpp"
 #include "models/llama.hpp"
 #include "models/tiny_transformer.hpp"
 #include "nn/module.hpp"
@@ -48,7 +49,7 @@ std::unique_ptr<LlamaForCausalLM> random_model(uint64_t seed = 5) {
   const StackConfig c = small_config();
   Generator gen(seed);
   const models::Params params = models::init_params(c, gen, models::InitOptions{.std = 0.3, .norm_and_bias_jitter = 0.2});
-  auto lm = std::make_unique<LlamaForCausalLM>(c, gen);
+  auto lm = std::make_unique<LlamaForCausalLM>(io::make_hf_config(c, false), gen);
   nn::StateDict state(params.begin(), params.end());
   lm->load_state_dict(state, /*strict=*/true);
   return lm;

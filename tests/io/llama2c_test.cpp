@@ -411,7 +411,7 @@ TEST(HfConfig, RoundTripsAndRejectsWhatItCannotRun) {
   nlohmann::json j = to_hf_config_json(c);
   j["model_type"] = "gpt_neox";
   test::expect_mentions(test::error_message([&] { parse_hf_config(j, "x/config.json"); }),
-                        {"x/config.json", "gpt_neox", "supported: llama"});
+                        {"x/config.json", "gpt_neox", "supported: gpt2, llama, mistral, qwen2, mixtral, bert"});
   j = to_hf_config_json(c);
   j["num_key_value_heads"] = 4;
   test::expect_mentions(test::error_message([&] { parse_hf_config(j, "x/config.json"); }),

@@ -49,7 +49,7 @@ Params random_params(const StackConfig& c, uint64_t seed) {
 
 std::unique_ptr<LlamaForCausalLM> model_with(const StackConfig& c, const Params& params) {
   Generator gen(123);
-  auto lm = std::make_unique<LlamaForCausalLM>(c, gen);
+  auto lm = std::make_unique<LlamaForCausalLM>(io::make_hf_config(c, false), gen);
   nn::StateDict state(params.begin(), params.end());
   lm->load_state_dict(state, /*strict=*/true);
   return lm;
@@ -90,7 +90,7 @@ struct Greedy {
   std::vector<Tensor> logits;                // per step, [B, 1, V]
 };
 
-Greedy greedy_with_cache(const LlamaForCausalLM& lm, const Tensor& prompt, int64_t steps, int64_t max_len) {
+Greedy greedy_with_cache(const models::CausalLM& lm, const Tensor& prompt, int64_t steps, int64_t max_len) {
   KvCache cache = lm.make_cache(prompt.size(0), max_len);
   Greedy g;
   Tensor logits = lm.forward(prompt, &cache);
@@ -103,7 +103,7 @@ Greedy greedy_with_cache(const LlamaForCausalLM& lm, const Tensor& prompt, int64
   return g;
 }
 
-Greedy greedy_recompute(const LlamaForCausalLM& lm, const Tensor& prompt, int64_t steps) {
+Greedy greedy_recompute(const models::CausalLM& lm, const Tensor& prompt, int64_t steps) {
   Greedy g;
   Tensor ids = prompt;
   for (int64_t s = 0; s < steps; ++s) {
@@ -130,7 +130,7 @@ TEST(Llama, LogitsEqualTheFunctionalStack) {
 TEST(Llama, ParameterNamesAreHuggingFaces) {
   const StackConfig c = small_config();
   Generator gen(1);
-  LlamaForCausalLM lm(c, gen);
+  LlamaForCausalLM lm(io::make_hf_config(c, false), gen);
   Generator gen2(1);
   const Params reference = init_params(c, gen2);
   std::set<std::string> names;
@@ -149,7 +149,7 @@ TEST(Llama, ParameterNamesAreHuggingFaces) {
 TEST(Llama, TiedLmHeadSharesTheEmbedding) {
   const StackConfig c = small_config();
   Generator gen(2);
-  LlamaForCausalLM lm(c, gen, /*tie_word_embeddings=*/true);
+  LlamaForCausalLM lm(io::make_hf_config(c, true), gen);
   for (const auto& [name, t] : lm.named_parameters()) EXPECT_NE(name, "lm_head.weight");
   const nn::StateDict state = lm.state_dict();
   ASSERT_TRUE(state.count("lm_head.weight"));
@@ -205,16 +205,13 @@ TEST(Llama, KvCacheOverflowNamesTheLimit) {
 TEST(Llama, LoadsATiedCheckpointWithoutLmHead) {
   const StackConfig c = small_config();
   Generator gen(4);
-  LlamaForCausalLM original(c, gen, /*tie_word_embeddings=*/true);
+  LlamaForCausalLM original(io::make_hf_config(c, true), gen);
   test::TempDir dir("llama_tied");
-  io::HfModelConfig hf;
-  hf.stack = c;
-  hf.tie_word_embeddings = true;
-  io::write_hf_config(dir.path(), hf);
+  io::write_hf_config(dir.path(), io::make_hf_config(c, true));
   std::vector<std::pair<std::string, Tensor>> tensors = original.named_parameters();  // no lm_head.weight
   io::save_safetensors(dir / "model.safetensors", tensors);
-  auto loaded = LlamaForCausalLM::load(dir.path());
-  EXPECT_TRUE(loaded->tied());
+  auto loaded = models::load_causal_lm(dir.path());
+  EXPECT_TRUE(loaded->hf_config().tie_word_embeddings);
   const Tensor ids = random_ids(1, 6, c.vocab_size, 8);
   EXPECT_LE(max_abs_diff(loaded->forward(ids), original.forward(ids)), 0.0f);
 }
@@ -232,7 +229,7 @@ TEST(Llama, Stories260KGreedyWithKvCacheEqualsTheReference) {
                           "\" --to hf \"" + dir.string() + "\" >\"" + (tmp / "log").string() + "\" 2>&1";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "convert failed: " << cmd;
-  auto lm = LlamaForCausalLM::load(dir);
+  auto lm = models::load_causal_lm(dir);
 
   // BOS = 1; 40 greedy tokens, the float64 llama2.c reference's
   const std::vector<int64_t> expected = {461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435, 299, 362, 409,

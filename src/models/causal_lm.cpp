@@ -1,0 +1,161 @@
+#include "models/causal_lm.hpp"
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/rng.hpp"
+#include "io/safetensors.hpp"
+#include "models/gpt2.hpp"
+#include "models/llama.hpp"
+
+namespace ld::models {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void check_inputs(const LmInputs& in, const StackConfig& c) {
+  const Tensor& ids = in.ids;
+  LD_CHECK(ids.defined() && ids.dim() == 2 && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32),
+           "causal LM: ids must be i32/i64 [B, T], got ",
+           ids.defined() ? std::string(dtype_name(ids.dtype())) + " " + shape_str(ids.shape()) : "nothing");
+  LD_CHECK(ids.size(1) >= 1, "causal LM: ids ", shape_str(ids.shape()), " hold no tokens");
+  if (in.cache == nullptr) return;
+  LD_CHECK(in.cache->n_layer() == c.n_layer && in.cache->batch() == ids.size(0), "causal LM: the KV cache (",
+           in.cache->n_layer(), " layers, batch ", in.cache->batch(), ") does not fit this model (", c.n_layer,
+           " layers) and batch ", ids.size(0));
+  in.cache->check_room(ids.size(1));  // before any layer writes
+}
+
+// HF's position_ids for a padded batch: cumsum(mask) - 1 over real tokens, 1 on padding.
+Tensor positions_from_mask(const std::vector<uint8_t>& keep, int64_t B, int64_t total, int64_t T) {
+  std::vector<int64_t> pos(size_t(B * T));
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t seen = 0;
+    for (int64_t j = 0; j < total; ++j) {
+      const bool real = keep[size_t(b * total + j)] != 0;
+      seen += real ? 1 : 0;
+      if (j >= total - T) pos[size_t(b * T + j - (total - T))] = real ? seen - 1 : 1;
+    }
+  }
+  return from_vector(pos, {B, T});
+}
+
+std::vector<uint8_t> read_mask(const Tensor& mask, int64_t B, int64_t total) {
+  LD_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == total, "causal LM: attention_mask ",
+           shape_str(mask.shape()), " must be [B=", B, ", past + T=", total, "] (1 = token, 0 = padding)");
+  LD_CHECK(mask.dtype() == DType::i64 || mask.dtype() == DType::i32 || mask.dtype() == DType::u8,
+           "causal LM: attention_mask must be i64/i32/u8, got ", dtype_name(mask.dtype()));
+  const std::vector<int64_t> v = mask.to(kCPU).to(DType::i64).contiguous().to_vector<int64_t>();
+  std::vector<uint8_t> keep(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    LD_CHECK(v[i] == 0 || v[i] == 1, "causal LM: attention_mask holds ", v[i], "; only 0 and 1 are allowed");
+    keep[i] = uint8_t(v[i]);
+  }
+  return keep;
+}
+
+// Additive f32 mask [Bm, 1, Tm, total]: 0 where a query may attend, -inf where not (padding keys;
+// keys window or more slots behind the query).
+Tensor additive_mask(const std::vector<uint8_t>* keep, int64_t B, int64_t T, int64_t total, int64_t window) {
+  const int64_t Bm = keep != nullptr ? B : 1, Tm = window > 0 ? T : 1;
+  const float blocked = -std::numeric_limits<float>::infinity();
+  std::vector<float> m(size_t(Bm * Tm * total), 0.0f);
+  for (int64_t b = 0; b < Bm; ++b)
+    for (int64_t i = 0; i < Tm; ++i)
+      for (int64_t j = 0; j < total; ++j) {
+        const int64_t query_slot = total - T + i;
+        const bool padding = keep != nullptr && (*keep)[size_t(b * total + j)] == 0;
+        const bool outside = window > 0 && query_slot - j >= window;
+        if (padding || outside) m[size_t((b * Tm + i) * total + j)] = blocked;
+      }
+  return from_vector(m, {Bm, 1, Tm, total});
+}
+
+}  // namespace
+
+AttentionContext make_attention_context(const LmInputs& in, const StackConfig& c, int64_t sliding_window) {
+  check_inputs(in, c);
+  const int64_t B = in.ids.size(0), T = in.ids.size(1);
+  AttentionContext ctx;
+  ctx.past = in.cache != nullptr ? in.cache->length() : 0;
+  const int64_t total = ctx.past + T;
+  if (c.kind == StackKind::gpt2)
+    LD_CHECK(total <= c.n_positions, "causal LM: ", total, " tokens exceed the model's n_positions=", c.n_positions,
+             " (its learned position table)");
+  const bool window = sliding_window > 0 && total > sliding_window;
+  if (!in.attention_mask.defined()) {
+    ctx.positions = arange(total).narrow(0, ctx.past, T).contiguous();
+    if (window) ctx.mask = additive_mask(nullptr, B, T, total, sliding_window);
+    return ctx;
+  }
+  const std::vector<uint8_t> keep = read_mask(in.attention_mask, B, total);
+  ctx.positions = positions_from_mask(keep, B, total, T);
+  ctx.mask = additive_mask(&keep, B, T, total, window ? sliding_window : 0);
+  return ctx;
+}
+
+std::unique_ptr<CausalLM> make_causal_lm(const io::HfModelConfig& config, Generator& gen) {
+  if (config.model_type == "gpt2") return std::make_unique<Gpt2LMHeadModel>(config, gen);
+  if (config.model_type == "llama" || config.model_type == "mistral" || config.model_type == "qwen2" ||
+      config.model_type == "mixtral")
+    return std::make_unique<LlamaForCausalLM>(config, gen);
+  LD_FAIL("model_type \"", config.model_type, "\" (", config.architecture,
+          ") is not a causal language model (causal LMs: gpt2, llama, mistral, qwen2, mixtral)");
+}
+
+std::unique_ptr<CausalLM> load_causal_lm(const fs::path& dir) {
+  const io::HfModelConfig config = io::read_hf_config(dir);
+  Generator gen(0);  // the random init is overwritten by the checkpoint
+  std::unique_ptr<CausalLM> lm = make_causal_lm(config, gen);
+  try {
+    lm->load_state_dict(lm->normalize_checkpoint(io::load_checkpoint(dir)), /*strict=*/true);
+  } catch (const Error& e) {
+    LD_FAIL(dir.string(), ": the weights do not match config.json: ", e.what());
+  }
+  return lm;
+}
+
+namespace {
+
+const char* const kTokenizerFiles[] = {"tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
+                                       "tokenizer.model", "vocab.json",            "merges.txt",
+                                       "vocab.txt",       "added_tokens.json"};
+
+void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  LD_CHECK(fs::is_directory(from, ec), from.string(), ": not a folder (expected the tokenizer files' folder)");
+  for (const char* name : kTokenizerFiles) {
+    if (!fs::exists(from / name)) continue;
+    fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing, ec);
+    LD_CHECK(!ec, (from / name).string(), ": cannot copy into the model folder (", ec.message(), ")");
+  }
+}
+
+const char* torch_dtype_name(DType d) {
+  switch (d) {
+    case DType::bf16: return "bfloat16";
+    case DType::f16: return "float16";
+    default: return "float32";
+  }
+}
+
+}  // namespace
+
+void save_pretrained(const nn::Module& model, const io::HfModelConfig& config, const fs::path& dir, bool force,
+                     const fs::path& tokenizer_from) {
+  const auto params = model.named_parameters();
+  io::HfModelConfig written = config;
+  written.torch_dtype = params.empty() ? "float32" : torch_dtype_name(params.front().second.dtype());
+  write_folder_atomically(dir, force, [&](const fs::path& tmp) {
+    io::write_hf_config(tmp, written);
+    // named_parameters lists a tied tensor once, under its first name: the one transformers keeps.
+    io::save_safetensors(tmp / "model.safetensors", params, {{"format", "pt"}});
+    if (!tokenizer_from.empty()) copy_tokenizer_files(tokenizer_from, tmp);
+  });
+}
+
+}  // namespace ld::models

@@ -1,0 +1,87 @@
+#pragma once
+// What every decoder-only language model offers (GPT-2, the LLaMA family, Mixtral), so that
+// generation, training and evaluation are written once: a forward pass over token ids with an
+// optional KV cache and a Hugging Face attention mask, and the auxiliary loss of MoE layers.
+//
+// Padding follows Hugging Face: attention_mask [B, past + T] has 1 for real tokens and 0 for padding
+// (left padding for batches of uneven prompts); positions are counted over real tokens only
+// (cumsum(mask) - 1, HF's position_ids), and no query attends to a padding key.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "core/tensor.hpp"
+#include "io/hf_config.hpp"
+#include "models/kv_cache.hpp"
+#include "nn/module.hpp"
+
+namespace ld {
+class Generator;
+}
+
+namespace ld::models {
+
+struct LmInputs {
+  Tensor ids;                       // i32/i64 [B, T]
+  KvCache* cache = nullptr;         // when given: T tokens continue the cached ones, then are appended
+  Tensor attention_mask;            // optional i32/i64/u8 [B, past + T]; undefined = all tokens real
+  bool last_position_only = false;  // logits for the last position only (decoding): [B, 1, V]
+};
+
+struct LmOutput {
+  Tensor logits;    // [B, T, V] (or [B, 1, V])
+  Tensor aux_loss;  // MoE models: the sum over layers of each layer's weighted auxiliary loss; else undefined
+  int64_t dropped_tokens = 0;  // MoE with a capacity factor: (token, choice) slots dropped, all layers
+};
+
+class CausalLM : public nn::Module {
+ public:
+  explicit CausalLM(io::HfModelConfig config) : config_(std::move(config)) {}
+
+  virtual LmOutput run(const LmInputs& inputs) const = 0;
+  // Logits only, the common case.
+  Tensor forward(const Tensor& ids, KvCache* cache = nullptr, const Tensor& attention_mask = Tensor()) const {
+    return run({.ids = ids, .cache = cache, .attention_mask = attention_mask}).logits;
+  }
+
+  // Maps a checkpoint's tensors onto this model's names before a strict load: prefixes a checkpoint
+  // saved from the bare base model lacks, buffers that are not parameters (GPT-2's attn.bias).
+  virtual nn::StateDict normalize_checkpoint(nn::StateDict state) const { return state; }
+
+  const io::HfModelConfig& hf_config() const { return config_; }
+  const StackConfig& config() const { return config_.stack; }
+  KvCache make_cache(int64_t batch, int64_t max_len) const { return KvCache(config_.stack, batch, max_len); }
+
+ private:
+  io::HfModelConfig config_;
+};
+
+// What one forward pass's attention layers share: the positions of the new tokens and the mask over
+// the keys (padding, and Mistral's sliding window). Computed once per forward by the model.
+struct AttentionContext {
+  Tensor positions;  // i64 [T] (no padding) or [B, T]
+  Tensor mask;       // undefined, or u8 [B or 1, 1, T or 1, past + T] (1 = may attend); combined with causal
+  int64_t past = 0;  // tokens already in the cache
+};
+
+// Checks ids against the vocabulary and the cache, then builds the context. max_positions limits the
+// positions reached (learned position tables); sliding_window 0 = none.
+AttentionContext make_attention_context(const LmInputs& inputs, const StackConfig& config, int64_t sliding_window);
+
+// Builds the model a config describes, with random weights from gen (HF's init: N(0, 0.02)
+// matrices, norm weights 1, biases 0). An architecture that is not a causal LM is an error naming
+// the supported ones.
+std::unique_ptr<CausalLM> make_causal_lm(const io::HfModelConfig& config, Generator& gen);
+
+// Reads dir/config.json and the safetensors weights (sharded too) into the model config.json names;
+// strict: every parameter must be there with its shape, and nothing else. Errors name the folder.
+std::unique_ptr<CausalLM> load_causal_lm(const std::filesystem::path& dir);
+
+// Writes a Hugging Face folder: config.json, generation_config.json, model.safetensors (tied
+// weights once, under the name transformers keeps), and the tokenizer files of `tokenizer_from`
+// when given (tokenizer.json, tokenizer_config.json, special_tokens_map.json, tokenizer.model,
+// vocab.json, merges.txt: those present). Built in a temporary folder and renamed into place.
+void save_pretrained(const nn::Module& model, const io::HfModelConfig& config, const std::filesystem::path& dir,
+                     bool force = false, const std::filesystem::path& tokenizer_from = {});
+
+}  // namespace ld::models
