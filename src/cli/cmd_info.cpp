@@ -14,11 +14,6 @@ namespace ld::cli {
 
 namespace {
 
-std::string architecture(const io::HfModelConfig& c) {
-  if (c.model_type == "llama") return "LlamaForCausalLM";
-  return c.model_type;
-}
-
 std::string human_bytes(int64_t bytes) {
   char buf[64];
   const double b = double(bytes);
@@ -49,11 +44,16 @@ void run_info(const std::string& dir) {
 
   const models::StackConfig& s = config.stack;
   std::printf("model         %s\n", dir.c_str());
-  std::printf("architecture  %s (model_type %s)\n", architecture(config).c_str(), config.model_type.c_str());
+  std::printf("architecture  %s (model_type %s)\n", config.architecture.c_str(), config.model_type.c_str());
   std::printf("layers        %lld, hidden %lld, heads %lld (kv %lld), intermediate %lld\n", (long long)s.n_layer,
               (long long)s.n_embd, (long long)s.n_head, (long long)s.n_kv_head, (long long)s.intermediate_size);
   std::printf("vocab         %lld, context %lld, tied embeddings %s\n", (long long)s.vocab_size,
               (long long)s.n_positions, config.tie_word_embeddings ? "yes" : "no");
+  if (config.moe.enabled())
+    std::printf("experts       %lld per layer, top-%lld routing\n", (long long)config.moe.num_experts,
+                (long long)config.moe.top_k);
+  if (config.attention_bias) std::printf("attention     q/k/v biases\n");
+  if (config.sliding_window > 0) std::printf("attention     sliding window %lld\n", (long long)config.sliding_window);
   std::printf("parameters    %lld\n", (long long)params);
   std::printf("dtype         %s\n", dtype.c_str());
   std::printf("memory f32    %s (%lld bytes)\n", human_bytes(params * 4).c_str(), (long long)(params * 4));

@@ -105,6 +105,8 @@ void parse_moe(const Fields& f, nn::MoeConfig& moe, int64_t default_experts) {
   moe.aux_loss_coef = f.number("router_aux_loss_coef", 0.001);
   moe.z_loss_coef = f.number("router_z_loss_coef", 0.0);
   moe.capacity_factor = f.number("moe_capacity_factor", 0.0);
+  LD_CHECK(moe.top_k <= moe.num_experts, f.source, ": num_experts_per_tok=", moe.top_k, " exceeds num_local_experts=",
+           moe.num_experts);
   LD_CHECK(f.number("router_jitter_noise", 0.0) == 0.0, f.source, ": router_jitter_noise is not supported (must be 0)");
   try {
     nn::validate(moe);

@@ -392,35 +392,5 @@ TEST(Llama2c, UnsupportedFormatsAreNamed) {
 
 // --- config.json
 
-TEST(HfConfig, RoundTripsAndRejectsWhatItCannotRun) {
-  test::TempDir tmp;
-  HfModelConfig c;
-  c.stack.kind = models::StackKind::llama;
-  c.stack.n_embd = 48, c.stack.n_head = 6, c.stack.n_kv_head = 2, c.stack.intermediate_size = 80;
-  c.stack.n_layer = 3, c.stack.vocab_size = 100, c.stack.n_positions = 64, c.stack.norm_eps = 1e-5;
-  c.tie_word_embeddings = true;
-  write_hf_config(tmp.path(), c);
-  HfModelConfig back = read_hf_config(tmp.path());
-  EXPECT_EQ(back.stack.n_embd, 48);
-  EXPECT_EQ(back.stack.n_kv_head, 2);
-  EXPECT_EQ(back.stack.intermediate_size, 80);
-  EXPECT_EQ(back.stack.n_positions, 64);
-  EXPECT_TRUE(back.tie_word_embeddings);
-  EXPECT_EQ(expected_parameter_count(back), 100 * 48 + 3 * (2 * 48 + 2 * 48 * 48 + 2 * 48 * 16 + 3 * 48 * 80) + 48);
-
-  nlohmann::json j = to_hf_config_json(c);
-  j["model_type"] = "gpt_neox";
-  test::expect_mentions(test::error_message([&] { parse_hf_config(j, "x/config.json"); }),
-                        {"x/config.json", "gpt_neox", "supported: gpt2, llama, mistral, qwen2, mixtral, bert"});
-  j = to_hf_config_json(c);
-  j["num_key_value_heads"] = 4;
-  test::expect_mentions(test::error_message([&] { parse_hf_config(j, "x/config.json"); }),
-                        {"x/config.json", "num_key_value_heads=4 does not divide num_attention_heads=6"});
-  j = to_hf_config_json(c);
-  j.erase("hidden_size");
-  test::expect_mentions(test::error_message([&] { parse_hf_config(j, "x/config.json"); }),
-                        {"x/config.json", "missing field \"hidden_size\""});
-}
-
 }  // namespace
 }  // namespace ld::io
