@@ -14,6 +14,7 @@ packages=(
 )
 test_packages=(
   python3-torch python3-numpy  # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
+  python3-nltk           # BLEU reference (corpus_bleu) for the metrics tests
   libopenblas0-openmp    # so python3-torch's BLAS is OpenBLAS, not the 10-40x slower reference BLAS
   sentencepiece fortunes fortunes-zh  # tokenizer tests/bench: spm_encode/spm_train, English and Chinese text
 )

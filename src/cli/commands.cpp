@@ -25,6 +25,7 @@ void register_commands(CLI::App& app) {
   add(app, add_demo_command);
   add(app, add_generate_command);
   add(app, add_info_command);
+  add(app, add_metrics_command);
   add(app, add_op_command);
   add(app, add_tokenizer_command);
 }

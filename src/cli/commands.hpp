@@ -14,6 +14,7 @@ void add_convert_command(CLI::App& app, std::function<void()>& run);
 void add_demo_command(CLI::App& app, std::function<void()>& run);
 void add_generate_command(CLI::App& app, std::function<void()>& run);
 void add_info_command(CLI::App& app, std::function<void()>& run);
+void add_metrics_command(CLI::App& app, std::function<void()>& run);
 void add_op_command(CLI::App& app, std::function<void()>& run);
 void add_tokenizer_command(CLI::App& app, std::function<void()>& run);
 void add_tokenizer_train(CLI::App& tokenizer_cmd, std::function<void()>& run);  // subcommand of tokenizer
