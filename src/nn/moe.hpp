@@ -1,25 +1,33 @@
 #pragma once
 // A Mixture-of-Experts feed-forward layer (Mixtral's block_sparse_moe layout): a router `gate`
-// (Linear dim -> num_experts, no bias) scores every token, softmax over all experts, the top-k are
-// kept and renormalised to sum to 1 (Mixtral), each token goes through its k experts and the outputs
-// are summed with those weights.
+// (Linear dim -> num_experts, no bias) scores every token, softmax over all experts (f32), the top-k
+// probabilities are kept and renormalised to sum to 1 (Mixtral), each token goes through its k experts
+// and the outputs are summed with those weights. The routing decisions (which experts, which slots
+// are dropped) are made on the host and are constants for autograd; the weights are differentiable
+// w.r.t. the router logits.
 //
 // Capacity (Switch Transformer / GShard): with capacity_factor > 0 an expert takes at most
-// ceil(capacity_factor * tokens * top_k / num_experts) tokens; first choices are served before second
-// choices, and within a rank tokens in order; a token over capacity is dropped for that expert (its
-// slot contributes nothing, the residual connection carries the token on). capacity_factor 0 means no
-// limit (Mixtral).
+// ceil(capacity_factor * tokens * top_k / num_experts) (token, choice) slots; first choices of all
+// tokens are served before second choices, and within a rank tokens in order; a slot over capacity is
+// dropped (it contributes nothing; the residual connection carries the token on). The weights of a
+// token's kept slots are NOT renormalised after a drop: they keep the values they had among all k
+// choices. capacity_factor 0 means no limit (Mixtral).
 //
 // Auxiliary losses, returned by forward and added to the training loss by the caller:
 // - load balancing (Switch Transformer eq. 4, generalised to top-k exactly as Hugging Face's
-//   load_balancing_loss_func): num_experts * sum_e f_e * P_e, f_e the fraction of (token, choice)
-//   slots routed to expert e before capacity, P_e the mean router probability of e. 1 when balanced
-//   at top-1.
+//   load_balancing_loss_func without an attention mask): num_experts * sum_e f_e * P_e, with
+//   f_e = (number of (token, choice) slots routed to e, before capacity) / tokens (so sum_e f_e =
+//   top_k) and P_e the mean router probability of e over tokens. 1 when balanced at top-1, top_k at
+//   top-k. f_e is a constant for autograd; P_e is differentiable. Computed per layer: Hugging Face
+//   concatenates the router logits of all layers and computes one loss over them, a model summing
+//   this per-layer loss over layers gets a different number (see models/llama.cpp).
+//   Every token counts, padding included (Hugging Face can exclude padding with its attention mask).
 // - router z-loss (ST-MoE eq. 5): mean over tokens of logsumexp(router logits)^2.
 // aux_loss = aux_loss_coef * load_balancing + z_loss_coef * z_loss.
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "core/rng.hpp"
 #include "nn/feed_forward.hpp"
@@ -37,12 +45,28 @@ struct MoeConfig {
   bool enabled() const { return num_experts > 0; }
 };
 
-// Throws ld::Error naming the bad field (top_k outside [1, num_experts], negative coefficients...).
+// Throws ld::Error naming the bad field (top_k outside [1, num_experts], negative coefficients or
+// capacity_factor). num_experts 0 (disabled) passes.
 void validate(const MoeConfig& config);
+
+// The capacity rule of the header comment: the most slots one expert serves for `tokens` tokens
+// (unlimited: tokens * top_k).
+int64_t expert_capacity(const MoeConfig& config, int64_t tokens);
+
+// Who serves what. A slot is token * top_k + rank.
+struct Routing {
+  std::vector<std::vector<int64_t>> served;  // per expert: the slots it serves, in service order
+  std::vector<int64_t> routed;               // per expert: slots routed to it before capacity
+  std::vector<uint8_t> kept;                 // per slot: 1 served, 0 dropped
+  int64_t dropped = 0;
+};
+// choices: the experts of every slot, [tokens * top_k] row-major (rank 0 = the first choice).
+Routing route(const std::vector<int64_t>& choices, int64_t tokens, const MoeConfig& config);
 
 struct MoeOutput {
   Tensor y;                     // [..., dim]
   Tensor router_logits;         // [N, num_experts], N = tokens (all leading dims flattened)
+  Tensor expert_indices;        // [N, top_k] i64: each token's experts, best first (before capacity)
   Tensor load_balancing_loss;   // scalar
   Tensor z_loss;                // scalar
   Tensor aux_loss;              // scalar: the weighted sum above
@@ -56,7 +80,7 @@ class MoeFfn : public Module {
   // num_experts modules made by make_expert).
   MoeFfn(int64_t dim, const MoeConfig& config, const ExpertFactory& make_expert, Generator& gen);
 
-  MoeOutput forward(const Tensor& x) const;  // x [..., dim]
+  MoeOutput forward(const Tensor& x) const;  // x [..., dim], at least one token
 
   const MoeConfig& config() const { return config_; }
   FeedForward& expert(int64_t e) const;
@@ -65,6 +89,9 @@ class MoeFfn : public Module {
   std::shared_ptr<ModuleList> experts;
 
  private:
+  // y [N, dim] = sum over served slots of weight(slot) * expert(x[token]), scattered back by token.
+  Tensor combine_experts(const Tensor& flat, const Tensor& weights, const Routing& routing) const;
+
   MoeConfig config_;
   int64_t dim_;
 };

@@ -29,6 +29,7 @@
   X(matmul)               \
   X(linear)               \
   X(embedding)            \
+  X(index_add)            \
   X(layernorm)            \
   X(rmsnorm)              \
   X(add_layernorm)        \

@@ -56,6 +56,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 
 // --- embedding
 Tensor embedding(const Tensor& ids, const Tensor& table);  // ids i32/i64 [...]; table [V, C] -> [..., C]
+// The adjoint of embedding's gather: out = zeros([rows, C]); out[index[i], :] += src[i, :] for every
+// position i of index (i32/i64 [...]), src [..., C]. Repeated indices accumulate. Backward: a gather.
+Tensor index_add(const Tensor& index, const Tensor& src, int64_t rows);
 
 // --- normalisation over the last dim
 Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
