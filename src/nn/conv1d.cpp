@@ -1,0 +1,26 @@
+#include "nn/conv1d.hpp"
+
+#include "core/error.hpp"
+#include "ops/ops.hpp"
+
+namespace ld::nn {
+
+Conv1D::Conv1D(int64_t in_features, int64_t out_features, Generator& gen, double init_std) {
+  LD_CHECK(in_features > 0 && out_features > 0, "Conv1D: in_features=", in_features, " and out_features=",
+           out_features, " must be positive");
+  weight = register_parameter("weight", normal({in_features, out_features}, 0.0f, float(init_std), &gen));
+  bias = register_parameter("bias", zeros({out_features}));
+}
+
+// One gemm over all rows: matmul reads the [in, out] weight in place (linear would copy its
+// transpose on every call).
+Tensor Conv1D::forward(const Tensor& x) const {
+  const int64_t in = weight.size(0);
+  LD_CHECK(x.dim() >= 1 && x.size(-1) == in, "Conv1D: input ", shape_str(x.shape()), " does not match weight ",
+           shape_str(weight.shape()), " (last dim must be ", in, ")");
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(1);
+  return ops::add(ops::matmul(x.reshape({-1, in}), weight), bias).reshape(out_shape);
+}
+
+}  // namespace ld::nn
