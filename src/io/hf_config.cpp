@@ -166,7 +166,10 @@ void parse_llama_family(const Fields& f, HfModelConfig& c) {
     f.refuse_true("attention_bias", c.model_type);
   }
   if (c.model_type == "mistral" || c.model_type == "mixtral") {
-    c.sliding_window = f.integer("sliding_window", c.model_type == "mistral" ? 4096 : 0);
+    // MistralConfig's default 4096 applies only when the key is absent: null means no window
+    // (Mistral 7B v0.2 and later), and is what we write for a model without one.
+    const bool absent = !f.j.contains("sliding_window");
+    c.sliding_window = absent && c.model_type == "mistral" ? 4096 : f.integer("sliding_window", 0);
     LD_CHECK(c.sliding_window >= 0, f.source, ": sliding_window=", c.sliding_window, " must be positive or null");
   }
   parse_moe(f, c.moe, c.model_type == "mixtral" ? 8 : 0);

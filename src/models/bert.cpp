@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "io/safetensors.hpp"
+#include "models/load_weights.hpp"
 #include "ops/ops.hpp"
 
 namespace ld::models {
@@ -100,11 +100,7 @@ Tensor padding_mask(const Tensor& mask, const Tensor& ids) {
 // Loads a folder's checkpoint into `model` (strict, after its normalize_checkpoint); errors name it.
 template <typename M>
 std::unique_ptr<M> load_folder(const fs::path& dir, std::unique_ptr<M> model) {
-  try {
-    model->load_state_dict(model->normalize_checkpoint(io::load_checkpoint(dir)), /*strict=*/true);
-  } catch (const Error& e) {
-    LD_FAIL(dir.string(), ": the weights do not match config.json: ", e.what());
-  }
+  load_weights(*model, dir, [&](nn::StateDict state) { return model->normalize_checkpoint(std::move(state)); });
   model->eval();
   return model;
 }

@@ -9,6 +9,7 @@
 #include "core/rng.hpp"
 #include "io/safetensors.hpp"
 #include "models/gpt2.hpp"
+#include "models/load_weights.hpp"
 #include "models/llama.hpp"
 
 namespace ld::models {
@@ -110,12 +111,13 @@ std::unique_ptr<CausalLM> make_causal_lm(const io::HfModelConfig& config, Genera
 std::unique_ptr<CausalLM> load_causal_lm(const fs::path& dir) {
   const io::HfModelConfig config = io::read_hf_config(dir);
   Generator gen(0);  // the random init is overwritten by the checkpoint
-  std::unique_ptr<CausalLM> lm = make_causal_lm(config, gen);
+  std::unique_ptr<CausalLM> lm;
   try {
-    lm->load_state_dict(lm->normalize_checkpoint(io::load_checkpoint(dir)), /*strict=*/true);
+    lm = make_causal_lm(config, gen);
   } catch (const Error& e) {
-    LD_FAIL(dir.string(), ": the weights do not match config.json: ", e.what());
+    LD_FAIL((dir / "config.json").string(), ": ", e.what());
   }
+  load_weights(*lm, dir, [&](nn::StateDict state) { return lm->normalize_checkpoint(std::move(state)); });
   return lm;
 }
 

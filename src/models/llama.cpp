@@ -100,6 +100,15 @@ LlamaForCausalLM::LlamaForCausalLM(const io::HfModelConfig& hf, Generator& gen) 
   if (hf.tie_word_embeddings) lm_head->tie_weight(model->embed_tokens->weight);
 }
 
+nn::StateDict LlamaForCausalLM::normalize_checkpoint(nn::StateDict state) const {
+  const std::string buffer = ".self_attn.rotary_emb.inv_freq";
+  std::erase_if(state, [&](const auto& entry) {
+    const std::string& name = entry.first;
+    return name.size() > buffer.size() && name.compare(name.size() - buffer.size(), buffer.size(), buffer) == 0;
+  });
+  return state;
+}
+
 LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
   const StackConfig& c = config();
   const AttentionContext ctx = make_attention_context(in, c, hf_config().sliding_window);

@@ -75,6 +75,9 @@ class LlamaForCausalLM : public CausalLM {
   // Without a cache: positions 0..T-1 (or from the attention mask), causal. With one: the new
   // tokens continue the cached sequence, their keys/values are appended and the cache length grows.
   LmOutput run(const LmInputs& inputs) const override;
+  // Drops model.layers.{i}.self_attn.rotary_emb.inv_freq, a buffer that checkpoints saved before
+  // transformers 4.31 carry (transformers ignores it too; RoPE is computed from rope_theta).
+  nn::StateDict normalize_checkpoint(nn::StateDict state) const override;
 
   std::shared_ptr<LlamaModel> model;
   std::shared_ptr<nn::Linear> lm_head;

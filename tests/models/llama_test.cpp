@@ -216,6 +216,25 @@ TEST(Llama, LoadsATiedCheckpointWithoutLmHead) {
   EXPECT_LE(max_abs_diff(loaded->forward(ids), original.forward(ids)), 0.0f);
 }
 
+TEST(Llama, IgnoresTheOldRotaryBufferButNotOtherExtras) {
+  const StackConfig c = small_config();
+  Generator gen(4);
+  LlamaForCausalLM original(io::make_hf_config(c, true), gen);
+  test::TempDir dir("llama_inv_freq");
+  io::write_hf_config(dir.path(), io::make_hf_config(c, true));
+  std::vector<std::pair<std::string, Tensor>> tensors = original.named_parameters();
+  // transformers < 4.31 saved RoPE's inverse frequencies as a buffer in every layer
+  tensors.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", ones({c.head_dim() / 2}));
+  io::save_safetensors(dir / "model.safetensors", tensors);
+  const Tensor ids = random_ids(1, 6, c.vocab_size, 8);
+  EXPECT_LE(max_abs_diff(models::load_causal_lm(dir.path())->forward(ids), original.forward(ids)), 0.0f);
+
+  tensors.emplace_back("model.layers.0.self_attn.rotary.extra", ones({2}));
+  io::save_safetensors(dir / "model.safetensors", tensors);
+  test::expect_mentions(test::error_message([&] { models::load_causal_lm(dir.path()); }),
+                        {"do not match config.json", "model.layers.0.self_attn.rotary.extra"});
+}
+
 #ifndef LIANDAN_BINARY
 #error "llama_test needs LIANDAN_BINARY (the liandan executable) and LIANDAN_SHARED_DIR"
 #endif
