@@ -5,7 +5,6 @@
 // --max-new-tokens.
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/progress.hpp"
 #include "core/error.hpp"
 #include "infer/generate.hpp"
 #include "io/hf_config.hpp"
@@ -58,36 +58,6 @@ void write_stdout(const std::string& s) {
   std::fflush(stdout);
 }
 
-// Tokens per second on stderr, only for a person watching a terminal (never in logs or pipes). While
-// streamed text goes to the same terminal, a live "\r" line would overwrite it, so then only the
-// final figure is shown.
-class Progress {
- public:
-  explicit Progress(bool streaming_text)
-      : enabled_(isatty(fileno(stderr)) != 0),
-        live_(!(streaming_text && isatty(fileno(stdout)) != 0)),
-        start_(std::chrono::steady_clock::now()) {}
-  void tick(size_t tokens) {
-    tokens_ = tokens;
-    if (enabled_ && live_) std::fprintf(stderr, "\r%s", line().c_str());
-  }
-  void done() {
-    if (enabled_) std::fprintf(stderr, live_ ? "\r%s\n" : "%s\n", line().c_str());
-  }
-
- private:
-  std::string line() const {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "[%zu tokens, %.1f tokens/s]", tokens_, s > 0 ? double(tokens_) / s : 0.0);
-    return buf;
-  }
-
-  bool enabled_, live_;
-  std::chrono::steady_clock::time_point start_;
-  size_t tokens_ = 0;
-};
-
 void run_generate(const GenerateArgs& a) {
   LD_CHECK(a.has_prompt != a.has_prompt_ids, "generate: give exactly one of --prompt and --prompt-ids");
   infer::validate(a.sampling);  // before loading what may be gigabytes of weights
@@ -115,7 +85,8 @@ void run_generate(const GenerateArgs& a) {
   options.seed = a.seed;
   if (config.eos_token_id >= 0) options.eos_id = static_cast<int32_t>(config.eos_token_id);
 
-  Progress progress(a.output == "text");
+  // Tokens per second; while text streams to the same terminal, only the final figure.
+  Progress progress("tokens", 0, !(a.output == "text" && isatty(fileno(stdout)) != 0));
   std::unique_ptr<tok::StreamDecoder> stream;
   if (a.output == "text") stream = std::make_unique<tok::StreamDecoder>(*tokenizer);
   size_t count = 0;

@@ -12,6 +12,7 @@ void run_selected(CLI::App& app);
 // Called by register_commands; each defined in cmd_<name>.cpp.
 void add_convert_command(CLI::App& app, std::function<void()>& run);
 void add_demo_command(CLI::App& app, std::function<void()>& run);
+void add_eval_command(CLI::App& app, std::function<void()>& run);
 void add_generate_command(CLI::App& app, std::function<void()>& run);
 void add_info_command(CLI::App& app, std::function<void()>& run);
 void add_metrics_command(CLI::App& app, std::function<void()>& run);
