@@ -1,7 +1,7 @@
 // `liandan generate --model DIR (--prompt TEXT | --prompt-ids "1 2 3")`: sample a continuation from a
 // Hugging Face causal LM folder (config.json + safetensors). Sampling defaults are Hugging Face's (temperature 1,
 // top-k 50, top-p 1, min-p off, no repetition penalty); --temperature 0 is greedy. Generation stops
-// at config.json's eos_token_id (included in the output, as Hugging Face does) or after
+// at an eos_token_id of generation_config.json or config.json (included in the output, as Hugging Face does) or after
 // --max-new-tokens.
 #include <unistd.h>
 
@@ -83,7 +83,7 @@ void run_generate(const GenerateArgs& a) {
   options.max_new_tokens = a.max_new_tokens;
   options.sampling = a.sampling;
   options.seed = a.seed;
-  if (config.eos_token_id >= 0) options.eos_id = static_cast<int32_t>(config.eos_token_id);
+  for (int64_t id : config.eos_token_ids) options.eos_ids.push_back(static_cast<int32_t>(id));
 
   // Tokens per second; while text streams to the same terminal, only the final figure.
   Progress progress("tokens", 0, !(a.output == "text" && isatty(fileno(stdout)) != 0));

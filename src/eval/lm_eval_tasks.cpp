@@ -169,8 +169,7 @@ GenerateReport evaluate_generate(const models::CausalLM& model, const tok::Token
   infer::GenerateOptions gen;
   gen.max_new_tokens = task.max_new_tokens;
   gen.sampling.temperature = 0.0f;  // greedy
-  const int64_t eos = model.hf_config().eos_token_id;
-  if (eos >= 0) gen.eos_id = int32_t(eos);
+  for (int64_t id : model.hf_config().eos_token_ids) gen.eos_ids.push_back(int32_t(id));
   if (task.stop_at_newline) {
     gen.stop_strings = {"\n"};
     gen.tokenizer = &tokenizer;
@@ -187,7 +186,7 @@ GenerateReport evaluate_generate(const models::CausalLM& model, const tok::Token
       LD_CHECK(!prompts.back().empty(), "generate: item ", i + 1, " has an empty prompt and the model has no BOS");
     }
     for (std::vector<int32_t>& ids : infer::generate_batch(model, prompts, gen)) {
-      if (gen.eos_id && !ids.empty() && ids.back() == *gen.eos_id) ids.pop_back();
+      if (!ids.empty() && std::count(gen.eos_ids.begin(), gen.eos_ids.end(), ids.back()) > 0) ids.pop_back();
       std::string text = tokenizer.decode(ids, /*skip_special=*/true);
       if (task.stop_at_newline) text = text.substr(0, text.find('\n'));
       hypotheses.push_back(trim(text));

@@ -116,7 +116,8 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
       context[i].push_back(next);
       fed[i] = next;
       if (on_token) on_token(r, next);
-      done[i] = (options.eos_id && next == *options.eos_id) || ends_with_stop(generated[i], options);
+      const bool eos = std::find(options.eos_ids.begin(), options.eos_ids.end(), next) != options.eos_ids.end();
+      done[i] = eos || ends_with_stop(generated[i], options);
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || step + 1 == steps) break;
     logits = model.run({.ids = from_vector(fed, {B, 1}), .cache = &cache,

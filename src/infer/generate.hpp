@@ -7,13 +7,12 @@
 // count real tokens only, no query sees padding), so each row yields what it would alone. Each row
 // has its own Sampler seeded with seed + row.
 //
-// Stopping follows Hugging Face generate(): on eos_id (the EOS token IS part of the output, as HF
+// Stopping follows Hugging Face generate(): on any of eos_ids (the EOS token IS part of the output, as HF
 // returns it), after max_new_tokens, or when the decoded generated text ends with a stop string (the
 // token completing it is kept, as HF's StopStringCriteria does). In a batch a finished row stops
 // growing while the others go on.
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +31,7 @@ struct GenerateOptions {
   int64_t max_new_tokens = 64;
   SamplingOptions sampling;  // temperature 0 = greedy
   uint64_t seed = 0;
-  std::optional<int32_t> eos_id;
+  std::vector<int32_t> eos_ids;  // e.g. HfModelConfig::eos_token_ids
   std::vector<std::string> stop_strings;  // need `tokenizer` to decode
   const tok::Tokenizer* tokenizer = nullptr;
 };

@@ -55,7 +55,21 @@ std::string get_string(const json& j, const char* key, const std::string& source
   return v->get<std::string>();
 }
 
-// Some configs list several ids (LLaMA 3: eos_token_id [128001, 128009]); the first is the main one.
+// Some configs list several ids (LLaMA 3: eos_token_id [128001, 128009]); all of them, in order.
+std::vector<int64_t> token_ids(const json& j, const char* key, const std::string& source, int64_t fallback) {
+  const json* v = find(j, key);
+  if (v == nullptr) return fallback >= 0 ? std::vector<int64_t>{fallback} : std::vector<int64_t>{};
+  if (!v->is_array()) return {get_int(j, key, source)};
+  std::vector<int64_t> ids;
+  for (const json& id : *v) {
+    LD_CHECK(id.is_number_integer(), source, ": field \"", key, "\" must be an integer or a list of integers, got ",
+             v->dump());
+    ids.push_back(id.get<int64_t>());
+  }
+  return ids;
+}
+
+// The first of them is the main one.
 int64_t first_token_id(const json& j, const char* key, const std::string& source, int64_t fallback) {
   const json* v = find(j, key);
   if (v && v->is_array()) {
@@ -178,6 +192,7 @@ void parse_llama_family(const Fields& f, HfModelConfig& c) {
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
   c.bos_token_id = first_token_id(f.j, "bos_token_id", f.source, d.bos);
   c.eos_token_id = first_token_id(f.j, "eos_token_id", f.source, d.eos);
+  c.eos_token_ids = token_ids(f.j, "eos_token_id", f.source, d.eos);
 }
 
 void parse_gpt2(const Fields& f, HfModelConfig& c) {
@@ -202,6 +217,7 @@ void parse_gpt2(const Fields& f, HfModelConfig& c) {
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", true);
   c.bos_token_id = first_token_id(f.j, "bos_token_id", f.source, 50256);
   c.eos_token_id = first_token_id(f.j, "eos_token_id", f.source, 50256);
+  c.eos_token_ids = token_ids(f.j, "eos_token_id", f.source, 50256);
 }
 
 void parse_bert(const Fields& f, HfModelConfig& c) {
@@ -278,6 +294,7 @@ HfModelConfig make_hf_config(const models::StackConfig& stack, bool tie_word_emb
   c.tie_word_embeddings = tie_word_embeddings;
   c.bos_token_id = gpt2 ? stack.vocab_size - 1 : 1;
   c.eos_token_id = gpt2 ? stack.vocab_size - 1 : 2;
+  c.eos_token_ids = {c.eos_token_id};
   return c;
 }
 
@@ -305,15 +322,37 @@ HfModelConfig parse_hf_config(const json& j, const std::string& source) {
   return c;
 }
 
-HfModelConfig read_hf_config(const fs::path& dir_or_file) {
-  fs::path path = fs::is_directory(dir_or_file) ? dir_or_file / "config.json" : dir_or_file;
+namespace {
+
+json read_json_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  LD_CHECK(in.good(), path.string(), ": cannot open (a Hugging Face model folder needs a config.json)");
+  LD_CHECK(in.good(), path.string(), ": cannot open");
   std::stringstream text;
   text << in.rdbuf();
   json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   LD_CHECK(!j.is_discarded(), path.string(), ": not valid JSON");
-  return parse_hf_config(j, path.string());
+  return j;
+}
+
+// generation_config.json's eos_token_id (what transformers' generate() stops on) overrides config.json's.
+void read_generation_eos(const fs::path& path, HfModelConfig& config) {
+  if (!fs::exists(path)) return;
+  const json j = read_json_file(path);
+  LD_CHECK(j.is_object(), path.string(), ": expected a JSON object");
+  if (find(j, "eos_token_id") == nullptr) return;
+  config.eos_token_ids = token_ids(j, "eos_token_id", path.string(), -1);
+  if (!config.eos_token_ids.empty()) config.eos_token_id = config.eos_token_ids.front();
+}
+
+}  // namespace
+
+HfModelConfig read_hf_config(const fs::path& dir_or_file) {
+  fs::path path = fs::is_directory(dir_or_file) ? dir_or_file / "config.json" : dir_or_file;
+  LD_CHECK(fs::exists(path), path.string(), ": cannot open (a Hugging Face model folder needs a config.json)");
+  const json j = read_json_file(path);
+  HfModelConfig config = parse_hf_config(j, path.string());
+  read_generation_eos(path.parent_path() / "generation_config.json", config);
+  return config;
 }
 
 namespace {
@@ -413,6 +452,15 @@ json bert_json(const HfModelConfig& c) {
 
 }  // namespace
 
+namespace {
+
+json eos_json(const HfModelConfig& c) {
+  if (c.eos_token_ids.size() > 1) return json(c.eos_token_ids);
+  return json(c.eos_token_id);
+}
+
+}  // namespace
+
 json to_hf_config_json(const HfModelConfig& c) {
   json j;
   if (c.model_type == "gpt2")
@@ -429,14 +477,14 @@ json to_hf_config_json(const HfModelConfig& c) {
   j["model_type"] = c.model_type;
   j["torch_dtype"] = c.torch_dtype;
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
-  if (c.eos_token_id >= 0) j["eos_token_id"] = c.eos_token_id;
+  if (c.eos_token_id >= 0) j["eos_token_id"] = eos_json(c);
   return j;
 }
 
 json to_generation_config_json(const HfModelConfig& c) {
   json j = json::object();
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
-  if (c.eos_token_id >= 0) j["eos_token_id"] = c.eos_token_id;
+  if (c.eos_token_id >= 0) j["eos_token_id"] = eos_json(c);
   if (c.pad_token_id >= 0) j["pad_token_id"] = c.pad_token_id;
   return j;
 }

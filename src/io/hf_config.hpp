@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "models/tiny_transformer.hpp"
 #include "nn/moe.hpp"
@@ -32,6 +33,9 @@ struct HfModelConfig {
   bool tie_word_embeddings = false;
   int64_t bos_token_id = 1;
   int64_t eos_token_id = 2;
+  // Every id that ends generation: config.json's eos_token_id list, or generation_config.json's when
+  // the folder has one (LLaMA 3 Instruct stops on 128001 and 128009). eos_token_id is the first.
+  std::vector<int64_t> eos_token_ids;
   int64_t pad_token_id = -1;  // -1: none
   std::string torch_dtype = "float32";
 

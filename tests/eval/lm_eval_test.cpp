@@ -422,7 +422,7 @@ TEST(LmEvalGenerate, ScoresEqualTheMetricsLibraryOnGreedyOutputs) {
     infer::GenerateOptions o;
     o.max_new_tokens = 12;
     o.sampling.temperature = 0;
-    o.eos_id = 2;
+    o.eos_ids = {2};
     std::vector<int32_t> out = infer::generate(*model, ids, o);
     if (!out.empty() && out.back() == 2) out.pop_back();
     std::string text = tok->decode(out, true);

@@ -106,10 +106,25 @@ TEST(Generate, EosStopsAndIsIncluded) {
     ++step;
   ASSERT_LT(step, full.size());
   GenerateOptions o = greedy(12);
-  o.eos_id = full[step];
+  o.eos_ids = {full[step]};
   const auto out = generate(*lm, kPrompt, o);
   EXPECT_EQ(out, std::vector<int32_t>(full.begin(), full.begin() + static_cast<long>(step) + 1));
   EXPECT_EQ(out.back(), full[step]);
+}
+
+TEST(Generate, AnyOfSeveralEosIdsStops) {
+  auto lm = random_model();
+  const auto full = generate(*lm, kPrompt, greedy(12));
+  auto first_new = [&](size_t from) {  // a step whose token did not occur before it
+    size_t s = from;
+    while (s < full.size() && std::find(full.begin(), full.begin() + long(s), full[s]) != full.begin() + long(s)) ++s;
+    return s;
+  };
+  const size_t early = first_new(2), late = first_new(early + 1);
+  ASSERT_LT(late, full.size());
+  GenerateOptions o = greedy(12);
+  o.eos_ids = {full[late], full[early]};  // the order of the list does not matter
+  EXPECT_EQ(generate(*lm, kPrompt, o), std::vector<int32_t>(full.begin(), full.begin() + long(early) + 1));
 }
 
 // A byte-level tokenizer without merges whose token i < 53 is the character 'A' + i (the other

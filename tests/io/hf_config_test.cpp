@@ -1,6 +1,7 @@
 // config.json for the six model types: what transformers writes parses to the right sizes and
 // switches, what liandan writes parses back to the same config, the implied parameter count, and
 // one clear error (file and field) for each thing liandan cannot run.
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -130,6 +131,26 @@ TEST(HfConfig, ParameterCountsByHand) {
   // bert-base-uncased as BertForMaskedLM: 109,514,298 (transformers' num_parameters(), tied decoder).
   json bert_base = {{"model_type", "bert"}, {"architectures", {"BertForMaskedLM"}}};
   EXPECT_EQ(expected_parameter_count(parse(bert_base)), 109514298);
+}
+
+TEST(HfConfig, EveryEosIdStopsAndGenerationConfigDecides) {
+  json j = llama_json();
+  j["eos_token_id"] = {128001, 128009};
+  HfModelConfig c = parse(j);
+  EXPECT_EQ(c.eos_token_id, 128001);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{128001, 128009}));
+  EXPECT_EQ(parse(to_hf_config_json(c)).eos_token_ids, c.eos_token_ids);
+
+  // generation_config.json is what transformers' generate() stops on
+  test::TempDir dir;
+  write_hf_config(dir.path(), parse(llama_json()));
+  std::ofstream(dir / "generation_config.json") << R"({"bos_token_id": 1, "eos_token_id": [7, 9]})";
+  c = read_hf_config(dir.path());
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{7, 9}));
+  EXPECT_EQ(c.eos_token_id, 7);
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": "x"})";
+  test::expect_mentions(test::error_message([&] { read_hf_config(dir.path()); }),
+                        {"generation_config.json", "eos_token_id"});
 }
 
 TEST(HfConfig, RefusesWhatItCannotRunNamingTheField) {

@@ -349,7 +349,7 @@ TEST_P(LlamaFamilyGenerate, ARowHittingEosStopsWhileTheOthersContinue) {
   ASSERT_TRUE(eos.has_value()) << "no token ends one row early while another never produces it";
 
   infer::GenerateOptions options = greedy(steps);
-  options.eos_id = *eos;
+  options.eos_ids = {*eos};
   std::vector<std::vector<int32_t>> streamed(prompts.size());
   const auto stopped = infer::generate_batch(*lm, prompts, options,
                                              [&](int64_t row, int32_t token) { streamed[size_t(row)].push_back(token); });
