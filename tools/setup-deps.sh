@@ -11,12 +11,15 @@ packages=(
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev           # the build compiles the test executables too
   libpcre2-dev libutf8proc-dev   # tokenizer: regex pre-tokenization, Unicode normalisation
+  zlib1g-dev libzstd-dev         # data: .gz and .zst corpora
+  fortunes fortunes-zh           # the demo's corpus (English and Chinese)
+  wordnet-base                   # data augment: WordNet synonyms (/usr/share/wordnet)
 )
 test_packages=(
   python3-torch python3-numpy  # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
   python3-nltk           # BLEU reference (corpus_bleu) for the metrics tests
   libopenblas0-openmp    # so python3-torch's BLAS is OpenBLAS, not the 10-40x slower reference BLAS
-  sentencepiece fortunes fortunes-zh  # tokenizer tests/bench: spm_encode/spm_train, English and Chinese text
+  sentencepiece          # tokenizer tests/bench: spm_encode/spm_train
 )
 
 with_tests=0
