@@ -10,7 +10,12 @@
 #include <iostream>
 #include <string>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "core/error.hpp"
+#include "core/tensor.hpp"
 
 namespace ld::test {
 
@@ -28,6 +33,16 @@ inline std::string error_message(const std::function<void()>& f) {
 
 inline void expect_mentions(const std::string& msg, std::initializer_list<const char*> parts) {
   for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+}
+
+// The largest |a - b| over the elements (shapes must agree), in float.
+inline float max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  const std::vector<float> x = a.to(DType::f32).contiguous().to_vector<float>();
+  const std::vector<float> y = b.to(DType::f32).contiguous().to_vector<float>();
+  float m = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
 }
 
 // A fresh folder under the system temp dir, removed at the end of the test unless the test failed

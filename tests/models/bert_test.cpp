@@ -30,6 +30,8 @@
 namespace ld::models {
 namespace {
 
+using test::max_abs_diff;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -96,14 +98,6 @@ double relative_error(const Tensor& got, const Tensor& want, const Tensor& mask,
 // Tighter than the 1e-4 asked for: float32 against float64 measures ~5e-7 here, while the two GELUs
 // (erf vs tanh) differ by ~2e-4 in these outputs, which a 1e-4 bound would only just catch.
 constexpr double kTolerance = 2e-5;
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 // The three folders bert_ref.py writes, their inputs and outputs.
 struct Reference {

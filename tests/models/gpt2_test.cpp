@@ -33,6 +33,8 @@
 namespace ld::models {
 namespace {
 
+using test::max_abs_diff;
+
 namespace fs = std::filesystem;
 
 const std::string kRefScript = std::string(LIANDAN_SOURCE_DIR) + "/tests/models/gpt2_ref.py";
@@ -75,14 +77,6 @@ Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
 }
 
 std::vector<float> floats(const Tensor& t) { return t.contiguous().to_vector<float>(); }
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = floats(a), y = floats(b);
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 // max |ours - ref| / max |ref| over the rows (b, t) whose attention_mask is 1; logits [B, T, V].
 double relative_error(const Tensor& ours, const Tensor& ref, const Tensor& mask) {

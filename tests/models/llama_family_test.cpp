@@ -31,6 +31,8 @@
 namespace ld::models {
 namespace {
 
+using test::max_abs_diff;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -91,14 +93,6 @@ double relative_error(const Tensor& ours, const Tensor& ref, const Tensor& mask 
     }
   }
   return diff / scale;
-}
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 // The reference's inputs (ids [1, T]; batch_ids/batch_mask [3, T], left padded) and logits.

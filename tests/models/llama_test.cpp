@@ -25,6 +25,8 @@
 namespace ld::models {
 namespace {
 
+using test::max_abs_diff;
+
 namespace fs = std::filesystem;
 
 StackConfig small_config() {
@@ -63,14 +65,6 @@ Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
     x = static_cast<int64_t>((s >> 33) % static_cast<uint64_t>(vocab));
   }
   return from_vector(v, {B, T});
-}
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 // The last position's logits [B, 1, V] and their argmax [B].

@@ -28,6 +28,8 @@
 namespace ld::models {
 namespace {
 
+using test::max_abs_diff;
+
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;  // keeps a safetensors header's order
 
@@ -67,14 +69,6 @@ std::vector<std::string> listing(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 // --- a safetensors file taken apart and put back together, to damage its header

@@ -29,6 +29,8 @@
 namespace ld::models {
 namespace {
 
+using test::max_abs_diff;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -101,14 +103,6 @@ LmOutput run_ids(const CausalLM& lm, const Tensor& ids) {
   LmInputs in;
   in.ids = ids;
   return lm.run(in);
-}
-
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 TEST(MixtralReference, LogitsMatchTorchForOneSequenceAndALeftPaddedBatch) {
