@@ -1,7 +1,5 @@
 #include "train/adamw.hpp"
 
-#include <cmath>
-
 #include "backend/backend.hpp"
 #include "ops/ops.hpp"
 
@@ -40,16 +38,6 @@ void AdamW::step(float grad_scale) {
 
 void AdamW::zero_grad() {
   for (Slot& s : slots_) s.param.zero_grad();
-}
-
-double grad_norm(const std::vector<Tensor>& params) {
-  double total = 0.0;
-  for (const Tensor& p : params) {
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    for (float x : g.to_vector<float>()) total += double(x) * double(x);
-  }
-  return std::sqrt(total);
 }
 
 }  // namespace ld::train

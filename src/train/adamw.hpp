@@ -11,10 +11,12 @@ namespace ld::train {
 struct AdamWOptions {
   float lr = 1e-3f;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-  float weight_decay = 0.01f;
+  float weight_decay = 0.01f;  // not read by AdamW: each ParamGroup carries its own weight_decay
 };
 
-// Parameters sharing a weight decay (norms, biases and embeddings usually get none).
+// Parameters sharing a weight decay (norms, biases and embeddings usually get none; make_param_groups in
+// train/param_groups.hpp builds the usual two groups from named parameters). Each parameter's slot
+// keeps its group's decay, so step() is still one fused kernel pass per parameter whatever the mix.
 struct ParamGroup {
   std::vector<Tensor> params;
   float weight_decay = 0.0f;
@@ -25,9 +27,13 @@ class AdamW {
   AdamW(std::vector<ParamGroup> groups, AdamWOptions options);
   // One update from the parameters' current .grad (parameters without a grad are skipped).
   // grad_scale multiplies every gradient first (gradient clipping, loss-scale undo).
+  // Gradient accumulation needs no helper: backward() adds into .grad, so for k micro-batches call
+  // (loss / k).backward() on each, then step() once and zero_grad() (or pass grad_scale = 1/k instead
+  // of dividing the loss, when no clipping sees the gradients first).
   void step(float grad_scale = 1.0f);
   void zero_grad();
   void set_lr(float lr) { options_.lr = lr; }
+  float lr() const { return options_.lr; }
   int64_t steps() const { return step_; }
 
  private:
@@ -39,8 +45,5 @@ class AdamW {
   AdamWOptions options_;
   int64_t step_ = 0;
 };
-
-// Global L2 norm of the gradients of `params` (for clipping), in double.
-double grad_norm(const std::vector<Tensor>& params);
 
 }  // namespace ld::train

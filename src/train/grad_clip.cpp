@@ -1,0 +1,38 @@
+#include "train/grad_clip.hpp"
+
+#include <cmath>
+
+#include "autograd/grad_mode.hpp"
+#include "ops/ops.hpp"
+
+namespace ld::train {
+
+double grad_norm(const std::vector<Tensor>& params) {
+  double total = 0.0;
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    for (float x : g.to_vector<float>()) total += double(x) * double(x);
+  }
+  return std::sqrt(total);
+}
+
+void scale_grads(const std::vector<Tensor>& params, double factor) {
+  autograd::NoGradGuard no_grad;
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (g.defined()) g.copy_(ops::scale(g, factor));
+  }
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  LD_CHECK(std::isfinite(max_norm) && max_norm > 0, "clip_grad_norm: max_norm must be finite and > 0, got ",
+           max_norm);
+  const double norm = grad_norm(params);
+  if (!std::isfinite(norm)) return norm;
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) scale_grads(params, coef);
+  return norm;
+}
+
+}  // namespace ld::train
