@@ -129,6 +129,13 @@ class Backend {
 
   // --- matrix multiply
   virtual void gemm(const GemmArgs& args);
+  // Y[m, n] = X[m, k] W^T with W bf16 [n, k] (a Linear), or X W with W bf16 [k, n] when w_kn (a
+  // Conv1D); + Y when accumulate. W is raw 16-bit patterns; X, Y f32; all contiguous. Inference with
+  // bf16 weights (infer/bf16_weights.hpp).
+  virtual void linear_bf16(int64_t /*m*/, int64_t /*n*/, int64_t /*k*/, const float* /*x*/, const uint16_t* /*w*/,
+                           bool /*w_kn*/, float* /*y*/, bool /*accumulate*/) {
+    not_implemented("linear_bf16");
+  }
 
   // --- normalisation (rows of length cols). residual may be null; when given, the norm is taken of
   // x + residual and that sum is written to sum_out (the fused "residual add + norm" of a block).

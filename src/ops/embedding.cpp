@@ -1,4 +1,5 @@
 // Embedding lookup: out[..., :] = table[ids[...], :]. The gradient goes to the table only.
+#include "autograd/grad_mode.hpp"
 #include "ops/op_utils.hpp"
 #include "ops/ops.hpp"
 
@@ -56,16 +57,36 @@ struct EmbeddingBackward : Node {
   void release() override { ids = Tensor(); }
 };
 
+// A bf16 table (infer::to_bf16_weights, inference only): each row widened to f32 on the way out.
+// Decoding looks up one row per sequence, so a copy per row is cheap enough.
+Tensor embedding_bf16_table(const Tensor& ids, const Tensor& table) {
+  LD_CHECK(!autograd::grad_enabled() || !table.requires_grad(),
+           "embedding: a bf16 table is for inference only (no backward through it); run under NoGradGuard");
+  const int64_t dim = table.size(1), one = 1;
+  Shape out_shape = ids.shape();
+  out_shape.push_back(dim);
+  Tensor weights = table.detach().contiguous();
+  Tensor out = empty(out_shape, DType::f32, table.device());
+  Tensor host = ids.to(kCPU).to(DType::i64);
+  const int64_t* id = host.data<int64_t>();
+  const auto* rows = static_cast<const uint16_t*>(weights.raw());
+  float* dst = out.data<float>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    table.backend().copy_strided(1, &dim, DType::bf16, rows + id[i] * dim, &one, DType::f32, dst + i * dim, &one);
+  return out;
+}
+
 }  // namespace
 
 Tensor embedding(const Tensor& ids_in, const Tensor& table) {
   LD_CHECK(ids_in.defined(), "embedding: ids is undefined");
   detail::check_index_dtype(ids_in, "embedding", "ids");
-  detail::check_f32(table, "embedding", "table");
+  if (table.dtype() != DType::bf16) detail::check_f32(table, "embedding", "table");
   check_same_device(ids_in, table, "embedding");
   LD_CHECK(table.dim() == 2, "embedding: table must be [V, C], got ", shape_str(table.shape()));
   Tensor ids = ids_in.detach().contiguous();
   check_ids(ids, table);
+  if (table.dtype() == DType::bf16) return embedding_bf16_table(ids, table);
 
   int64_t dim = table.size(1);
   Shape out_shape = ids.shape();

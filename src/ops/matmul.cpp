@@ -1,5 +1,6 @@
 // matmul (batched, broadcasting, transposed views read in place) and linear (x W^T + b), both on
-// the backend's gemm.
+// the backend's gemm; with a bf16 weight (infer::to_bf16_weights), forward only on linear_bf16.
+#include "autograd/grad_mode.hpp"
 #include "ops/op_utils.hpp"
 #include "ops/ops.hpp"
 
@@ -64,9 +65,30 @@ struct MatmulBackward : Node {
   void release() override { a = b = Tensor(); }
 };
 
+// a [..., m, k] f32 @ b [k, n] bf16 (a Conv1D's weight after infer::to_bf16_weights): forward only.
+Tensor matmul_bf16_weight(const Tensor& a_in, const Tensor& b_in) {
+  detail::check_f32(a_in, "matmul", "a");
+  check_same_device(a_in, b_in, "matmul");
+  LD_CHECK(b_in.dim() == 2 && a_in.dim() >= 2 && a_in.size(-1) == b_in.size(0), "matmul: a bf16 b must be a [K, N] "
+           "weight matching a [..., M, K], got ", shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+  LD_CHECK(!autograd::grad_enabled() || !autograd::any_requires_grad({a_in, b_in}),
+           "matmul: bf16 weights are for inference only (no backward through them); run under NoGradGuard, or "
+           "keep f32 weights to train");
+  const int64_t k = b_in.size(0), n = b_in.size(1);
+  Tensor a = a_in.detach().reshape({-1, k}).contiguous();
+  Tensor b = b_in.detach().contiguous();
+  Shape out_shape = a_in.shape();
+  out_shape.back() = n;
+  Tensor out = empty({a.size(0), n}, DType::f32, a.device());
+  out.backend().linear_bf16(a.size(0), n, k, a.data<float>(), static_cast<const uint16_t*>(b.raw()), /*w_kn=*/true,
+                            out.data<float>(), /*accumulate=*/false);
+  return out.view(out_shape);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  if (b_in.defined() && b_in.dtype() == DType::bf16) return matmul_bf16_weight(a_in, b_in);
   detail::check_f32(a_in, "matmul", "a");
   detail::check_f32(b_in, "matmul", "b");
   check_same_device(a_in, b_in, "matmul");
@@ -136,10 +158,39 @@ struct LinearBackward : Node {
   void release() override { x2 = weight = Tensor(); }
 };
 
+// bf16 weights (infer::to_bf16_weights): forward only, f32 activations and output.
+Tensor linear_bf16_weight(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
+  LD_CHECK(!autograd::grad_enabled() || !autograd::any_requires_grad({x, weight_in, bias}),
+           "linear: bf16 weights are for inference only (no backward through them); run under NoGradGuard, or "
+           "keep f32 weights to train");
+  int64_t in = weight_in.size(1), outf = weight_in.size(0);
+  Tensor x2 = x.detach().reshape({-1, in}).contiguous();
+  Tensor weight = weight_in.detach().contiguous();
+  int64_t rows = x2.size(0);
+  Shape out_shape = x.shape();
+  out_shape.back() = outf;
+  Tensor out = empty({rows, outf}, DType::f32, x.device());
+  if (bias.defined()) out.copy_(bias.detach());
+  out.backend().linear_bf16(rows, outf, in, x2.data<float>(), static_cast<const uint16_t*>(weight.raw()),
+                            /*w_kn=*/false, out.data<float>(), bias.defined());
+  return out.view(out_shape);
+}
+
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
   detail::check_f32(x, "linear", "x");
+  if (weight_in.defined() && weight_in.dtype() == DType::bf16) {
+    LD_CHECK(weight_in.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight_in.size(1), "linear: input ",
+             shape_str(x.shape()), " does not match weight ", shape_str(weight_in.shape()));
+    check_same_device(x, weight_in, "linear");
+    if (bias.defined()) {
+      detail::check_f32(bias, "linear", "bias");
+      LD_CHECK(bias.dim() == 1 && bias.size(0) == weight_in.size(0), "linear: bias ", shape_str(bias.shape()),
+               " does not match weight ", shape_str(weight_in.shape()));
+    }
+    return linear_bf16_weight(x, weight_in, bias);
+  }
   detail::check_f32(weight_in, "linear", "weight");
   LD_CHECK(weight_in.dim() == 2, "linear: weight must be [out_features, in_features], got ", shape_str(weight_in.shape()));
   LD_CHECK(x.dim() >= 1 && x.size(-1) == weight_in.size(1), "linear: input ", shape_str(x.shape()),

@@ -89,6 +89,20 @@ LD_OP_CASES {
       // 70 rows: the weight gradient dY^T X has K = 70 >= 64 and a narrow side, the primitive's TN path
       linear_case(in({70, 9}), in({5, 9}), true, "weight gradient through the matmul primitive"),
   };
+  // Decoding shapes: the small-M kernel (gemm.cpp -> small_m_gemm.cpp) for 1..8 rows, each register
+  // blocking, tails in k (260, 300 are not multiples of 16), in the rows of W [n, k] (2053) and the
+  // columns of W [k, n] (1800; from 3 rows on that layout goes to sgemm), and large enough (>= 2^19
+  // multiply-adds) to be split between the threads. Forward only: the small shapes above check the
+  // gradients through the same kernels.
+  for (int64_t m : {1, 2, 3, 4, 5, 8}) {
+    OpCase lin = linear_case(in({m, 260}), in({2053, 260}), m % 2 == 1, "small M=" + std::to_string(m) + ", W [n, k]");
+    OpCase mm = matmul_case(in({m, 300}), in({300, 1800}), "small M=" + std::to_string(m) + ", W [k, n]");
+    for (OpCase* c : {&lin, &mm}) {
+      c->check_grad = false;
+      c->forward_rtol = c->forward_atol = 1e-4;  // 300-term f32 sums against float64
+      cases.push_back(*c);
+    }
+  }
   add_random_shape_cases(cases);
   return cases;
 }

@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -317,31 +318,40 @@ void pack_transposed(const float* x, int64_t row_stride, int64_t rows, int64_t d
       const float* src = x + (t0 + j) * row_stride;
       for (int64_t d = 0; d < dim; ++d) panel[d * kKeyTile + j] = src[d];
     }
+    // the columns past the last key are read by the products (and ignored): keep them finite
+    for (int64_t d = 0; d < dim && n < kKeyTile; ++d) std::fill(panel + d * kKeyTile + n, panel + (d + 1) * kKeyTile, 0.0f);
   }
 }
 
-// Panels of every (batch, kv head): [B, Hkv, k_tiles, D, Bc].
-std::vector<float> pack_all_transposed(const Geometry& g, const float* x, const int64_t* stride) {
+// Panels of every (batch, kv head): [B, Hkv, k_tiles, D, Bc], into `panels` (resized; a buffer kept
+// across calls saves an allocation and a memset of the whole cache per call while decoding).
+void pack_all_transposed(const Geometry& g, const float* x, const int64_t* stride, std::vector<float>& panels) {
   const AttentionArgs& a = g.a;
   int64_t per_head = g.k_tiles * a.head_dim * kKeyTile;
-  std::vector<float> panels(static_cast<size_t>(a.batch * a.kv_heads * per_head));
+  panels.resize(static_cast<size_t>(a.batch * a.kv_heads * per_head));
   int64_t heads = a.batch * a.kv_heads;
-#pragma omp parallel for schedule(static) if (heads * a.kv_len * a.head_dim > (1 << 15))
-  for (int64_t bh = 0; bh < heads; ++bh) {
+  auto pack_head = [&](int64_t bh) {
     int64_t b = bh / a.kv_heads, h = bh % a.kv_heads;
     pack_transposed(x + b * stride[0] + h * stride[1], stride[2], a.kv_len, a.head_dim,
                     panels.data() + bh * per_head);
+  };
+  if (heads * a.kv_len * a.head_dim <= (1 << 17)) {  // no parallel region at all: even a false `if` costs
+    for (int64_t bh = 0; bh < heads; ++bh) pack_head(bh);
+    return;
   }
-  return panels;
+#pragma omp parallel for schedule(static)
+  for (int64_t bh = 0; bh < heads; ++bh) pack_head(bh);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Forward
 
 struct ForwardScratch {
+  int64_t dim;
   std::vector<float> q, scores, acc, row_max, row_sum, shift, alpha;
-  explicit ForwardScratch(int64_t dim)
-      : q(static_cast<size_t>(kQueryTile * dim)),
+  explicit ForwardScratch(int64_t d)
+      : dim(d),
+        q(static_cast<size_t>(kQueryTile * dim)),
         scores(static_cast<size_t>(kQueryTile * kKeyTile)),
         acc(static_cast<size_t>(kQueryTile * dim)),
         row_max(static_cast<size_t>(kQueryTile)),
@@ -349,6 +359,13 @@ struct ForwardScratch {
         shift(static_cast<size_t>(kQueryTile)),
         alpha(static_cast<size_t>(kQueryTile)) {}
 };
+
+// The calling thread's scratch, kept across calls (decoding calls attention once per layer and token).
+ForwardScratch& forward_scratch(int64_t dim) {
+  thread_local std::unique_ptr<ForwardScratch> scratch;
+  if (!scratch || scratch->dim != dim) scratch = std::make_unique<ForwardScratch>(dim);
+  return *scratch;
+}
 
 // One query tile of one head against all the keys it sees.
 void forward_tile(const Geometry& g, int64_t b, int64_t h, int64_t q0, const float* q, const float* k_panels,
@@ -560,15 +577,19 @@ void CpuBackend::attention_forward(const AttentionArgs& a, const float* q, const
   const Geometry g(a);
   const int64_t items = a.batch * a.q_heads * g.q_tiles;
   if (items == 0) return;
-  std::vector<float> k_panels = pack_all_transposed(g, k, a.k_stride);
-#pragma omp parallel if (items > 1)
+  thread_local std::vector<float> k_panel_buffer;  // this thread's: the workers get a plain pointer
+  pack_all_transposed(g, k, a.k_stride, k_panel_buffer);
+  const float* k_panels = k_panel_buffer.data();
+  // Decoding (one query row per head) is a few microseconds of work: a fork-join would cost more.
+  const bool parallel = items > 1 && items * std::min(kQueryTile, a.q_len) * a.kv_len * a.head_dim > (int64_t(1) << 17);
+#pragma omp parallel if (parallel)
   {
-    ForwardScratch scratch(a.head_dim);
+    ForwardScratch& scratch = forward_scratch(a.head_dim);
     // Heaviest tiles first (the last query tiles see the most keys when causal).
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       int64_t qt = g.q_tiles - 1 - it / (a.batch * a.q_heads), bh = it % (a.batch * a.q_heads);
-      forward_tile(g, bh / a.q_heads, bh % a.q_heads, qt * kQueryTile, q, k_panels.data(), v, out, lse, scratch);
+      forward_tile(g, bh / a.q_heads, bh % a.q_heads, qt * kQueryTile, q, k_panels, v, out, lse, scratch);
     }
   }
 }
@@ -615,8 +636,9 @@ void CpuBackend::attention_backward(const AttentionArgs& a, const float* q, cons
       backward_key_tile(g, in, (it % units) / a.kv_heads, (it % units) % a.kv_heads, (it / units) * kKeyTile, false,
                         scratch);
   }
-  std::vector<float> k_panels = pack_all_transposed(g, k, a.k_stride);
-  std::vector<float> v_panels = pack_all_transposed(g, v, a.v_stride);
+  std::vector<float> k_panels, v_panels;
+  pack_all_transposed(g, k, a.k_stride, k_panels);
+  pack_all_transposed(g, v, a.v_stride, v_panels);
   const int64_t query_items = a.batch * a.q_heads * g.q_tiles;
 #pragma omp parallel if (query_items > 1)
   {

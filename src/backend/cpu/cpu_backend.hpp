@@ -44,8 +44,10 @@ class CpuBackend final : public Backend {
   void scatter_add_rows(int64_t rows, int64_t cols, int64_t k, const int64_t* index, const float* src,
                         float* dst) override;
 
-  // gemm.cpp
+  // gemm.cpp (small_m_gemm.cpp: the few-row products of decoding)
   void gemm(const GemmArgs& args) override;
+  void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, bool w_kn, float* y,
+                   bool accumulate) override;
 
   // norm.cpp
   void layernorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,

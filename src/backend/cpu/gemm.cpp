@@ -14,8 +14,11 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/small_m_gemm.hpp"
+#include "core/dtype.hpp"
 #include "core/error.hpp"
 
 namespace ld {
@@ -33,6 +36,17 @@ bool prefers_matmul_primitive(const GemmArgs& g) {
   bool wide_input_forward = !g.trans_a && g.trans_b && g.k >= g.n;
   bool narrow_weight_gradient = g.trans_a && !g.trans_b && std::min(g.m, g.n) <= 256;
   return wide_input_forward || narrow_weight_gradient;
+}
+
+// A product over a few rows (decoding): X[m, k] W^T (Linear) or X W (Conv1D), W streamed once.
+// Measured on one core against sgemm (microseconds, GPT-2 124M shapes): X W^T 2304x768 m=1 135 vs
+// 239, m=4 308 vs 447, m=8 618 vs 573, 8192x768 m=8 3661 vs 4331; X W 768x2304 m=1 138 vs 200,
+// m=2 319 vs 421, but m=3 538 vs 388 and m=8 1572 vs 355 (sgemm's packed N,N kernel wins there).
+bool is_small_m_product(int64_t m, bool w_kn) { return m <= (w_kn ? cpu::kMaxRowsKn : cpu::kSmallMMax); }
+
+bool takes_small_m_kernel(const GemmArgs& g) {
+  return g.batch == 1 && !g.trans_a && is_small_m_product(g.m, !g.trans_b) && g.alpha == 1.0f &&
+         (g.beta == 0.0f || g.beta == 1.0f);
 }
 
 class MatmulCache {
@@ -93,6 +107,10 @@ void CpuBackend::gemm(const GemmArgs& g) {
         }
     return;
   }
+  if (takes_small_m_kernel(g)) {
+    cpu::small_m_gemm(g.m, g.n, g.k, g.a, g.lda, g.b, g.ldb, /*w_kn=*/!g.trans_b, g.c, g.ldc, g.beta != 0.0f);
+    return;
+  }
   if (prefers_matmul_primitive(g)) {
     matmul_cache().run(g);
     return;
@@ -108,6 +126,41 @@ void CpuBackend::gemm(const GemmArgs& g) {
   }
   for (int64_t bi = 0; bi < g.batch; ++bi)
     sgemm_one(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c);
+}
+
+// Few rows: the small-M kernel widens W in registers. More rows (a prefill, or X W from 3 rows on,
+// as for f32): W is widened to f32 a block at a time and multiplied by sgemm, so W is read once.
+void CpuBackend::linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, bool w_kn, float* y,
+                             bool accumulate) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) std::fill(y, y + m * n, 0.0f);
+    return;
+  }
+  if (is_small_m_product(m, w_kn)) {
+    cpu::small_m_gemm(m, n, k, x, k, w, w_kn ? n : k, w_kn, y, n, accumulate);
+    return;
+  }
+  // Blocks of output features, widened into an f32 block that stays in L2: rows of W [n, k] into
+  // [cols, k], columns of W [k, n] into [k, cols] (both read and written contiguously).
+  const int64_t cols_per_block = std::max<int64_t>(16, (int64_t(1) << 18) / k);
+  std::vector<float> wf(static_cast<size_t>(std::min(n, cols_per_block) * k));
+  for (int64_t j0 = 0; j0 < n; j0 += cols_per_block) {
+    const int64_t cols = std::min(cols_per_block, n - j0);
+    if (w_kn) {
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t c = 0; c < cols; ++c) wf[static_cast<size_t>(i * cols + c)] = bf16_to_f32(w[i * n + j0 + c]);
+    } else {
+      const uint16_t* src = w + j0 * k;
+      for (int64_t i = 0; i < cols * k; ++i) wf[static_cast<size_t>(i)] = bf16_to_f32(src[i]);
+    }
+    GemmArgs g;
+    g.trans_b = !w_kn;
+    g.m = m, g.n = cols, g.k = k;
+    g.beta = accumulate ? 1.0f : 0.0f;
+    g.a = x, g.lda = k, g.b = wf.data(), g.ldb = w_kn ? cols : k, g.c = y + j0, g.ldc = n;
+    sgemm_one(g, g.a, g.b, g.c);
+  }
 }
 
 }  // namespace ld

@@ -141,12 +141,19 @@ void rows_with_column_gradients(int64_t rows, int64_t cols, int64_t arrays, floa
 
 void CpuBackend::layernorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
                                    const float* b, float eps, float* sum_out, float* y, float* mean, float* rstd) {
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
+  auto one_row = [&](int64_t r) {
     const int64_t off = r * cols;
     layernorm_row(cols, x + off, residual ? residual + off : nullptr, w, b, eps, residual ? sum_out + off : nullptr,
                   y + off, mean ? mean + r : nullptr, rstd ? rstd + r : nullptr);
+  };
+  // a small call (decoding) skips the parallel region altogether: a false `if` clause still costs a
+  // libgomp team set-up
+  if (rows * cols <= kParallelMin) {
+    for (int64_t r = 0; r < rows; ++r) one_row(r);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) one_row(r);
 }
 
 // With xhat = (x - mean) * rstd and g = dy * w:
@@ -187,12 +194,17 @@ void CpuBackend::layernorm_backward(int64_t rows, int64_t cols, const float* dy,
 
 void CpuBackend::rmsnorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
                                  float eps, float* sum_out, float* y, float* rstd) {
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
+  auto one_row = [&](int64_t r) {
     const int64_t off = r * cols;
     rmsnorm_row(cols, x + off, residual ? residual + off : nullptr, w, eps, residual ? sum_out + off : nullptr,
                 y + off, rstd ? rstd + r : nullptr);
+  };
+  if (rows * cols <= kParallelMin) {  // as in layernorm_forward
+    for (int64_t r = 0; r < rows; ++r) one_row(r);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) one_row(r);
 }
 
 // With xhat = x * rstd and g = dy * w:  dx = rstd * (g - xhat * mean(g * xhat)),  dw = sum_rows dy * xhat.

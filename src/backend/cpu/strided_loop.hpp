@@ -70,10 +70,20 @@ void for_each_row(int ndim_in, const int64_t* shape_in, std::array<const int64_t
     return base;
   };
   int64_t total = rows * inner;
+  // Small loops (every op of a decode step) run here without entering a parallel region: even one
+  // with a false `if` clause costs libgomp a team set-up, about 0.5 us.
+  if (total <= (1 << 15)) {
+    if (rows == 1) {
+      row(std::array<int64_t, K>{}, inner, inner_stride);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r) row(base_of(r), inner, inner_stride);
+    return;
+  }
   if (rows == 1) {
     // one long row: split it across threads
-    int64_t chunk = total > (1 << 15) ? (inner + omp_get_max_threads() - 1) / omp_get_max_threads() : inner;
-#pragma omp parallel for schedule(static) if (total > (1 << 15))
+    int64_t chunk = (inner + omp_get_max_threads() - 1) / omp_get_max_threads();
+#pragma omp parallel for schedule(static)
     for (int64_t start = 0; start < inner; start += chunk) {
       std::array<int64_t, K> base{};
       for (size_t k = 0; k < K; ++k) base[k] = start * inner_stride[k];
@@ -81,7 +91,7 @@ void for_each_row(int ndim_in, const int64_t* shape_in, std::array<const int64_t
     }
     return;
   }
-#pragma omp parallel for schedule(static) if (total > (1 << 15))
+#pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) row(base_of(r), inner, inner_stride);
 }
 

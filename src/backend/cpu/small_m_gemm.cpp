@@ -1,0 +1,355 @@
+// Y[m, n] = X[m, k] W^T (W [n, k], a Linear) or X W (W [k, n], a Conv1D) for m <= 8 (decoding).
+// W [n, k]: per block of R rows of W, M*R accumulators of 16 lanes run over k; every W vector is
+// loaded once and used by all M rows of X (X is small and stays in L1). R shrinks as M grows so the accumulators fit the 32 vector registers. W [k, n]: per block
+// of 16*NB columns, the accumulators are rows of Y and each row of W is broadcast-multiplied. The
+// outputs are split into one contiguous range per thread, so each core streams its own part of W.
+#include "backend/cpu/small_m_gemm.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#if defined(__AVX512F__)
+// GCC 12's own intrinsics trip -Wuninitialized (_mm512_undefined_ps initialises itself); the
+// warning points into the header, so it is silenced there (as in attention.cpp).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+#include "core/dtype.hpp"
+#include "core/error.hpp"
+
+// The vector kernels need AVX-512 F, BW (16-bit masked loads) and VL; otherwise the same blocking
+// runs as scalar loops (the portable preset).
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define LD_SMALL_M_AVX512 1
+#endif
+
+namespace ld::cpu {
+
+namespace {
+
+// Below this many multiply-adds (2 MB of f32 weights) one thread does it all. A decode step is a
+// chain of such products, and every parallel region is a fork-join: about 2 us on an idle machine,
+// but tens of microseconds when other processes share the cores (or with OMP_WAIT_POLICY=PASSIVE),
+// where tiny (C=256) at one region per product ran at 0.6x the peer's speed instead of 2x.
+constexpr int64_t kMinParallelWork = int64_t(1) << 19;
+
+#if defined(LD_SMALL_M_AVX512)
+
+inline __m512 load16(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+inline __m512 load16(const uint16_t* p, __mmask16 mask) {
+  // bf16 -> f32 is the upper half of the f32 bit pattern
+  __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Rows [0, R) of w against rows [0, M) of x.
+template <int M, int R, typename W>
+void block(int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y, int64_t ldy, bool accumulate) {
+  __m512 acc[M][R];
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 16 <= k; kk += 16) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load16(w + r * ldw + kk);
+    for (int i = 0; i < M; ++i) {
+      __m512 xv = _mm512_loadu_ps(x + i * ldx + kk);
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+    }
+  }
+  if (kk < k) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (k - kk)) - 1u);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load16(w + r * ldw + kk, mask);
+    for (int i = 0; i < M; ++i) {
+      __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + kk);
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+    }
+  }
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) {
+      float s = _mm512_reduce_add_ps(acc[i][r]);
+      y[i * ldy + r] = accumulate ? y[i * ldy + r] + s : s;
+    }
+}
+
+// W read as [k, n] (x @ W, Hugging Face's Conv1D): columns [0, 16*NB) of w for rows [0, M) of x,
+// broadcasting x[i, kk] against NB vectors of row kk of W. cols_left < 16*NB masks the last vector.
+template <int M, int NB, typename W>
+void block_kn(int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y, int64_t ldy, bool accumulate,
+              int64_t cols) {
+  __m512 acc[M][NB];
+  for (int i = 0; i < M; ++i)
+    for (int c = 0; c < NB; ++c) acc[i][c] = _mm512_setzero_ps();
+  __mmask16 mask[NB];
+  for (int c = 0; c < NB; ++c) {
+    const int64_t left = std::clamp<int64_t>(cols - 16 * c, 0, 16);
+    mask[c] = static_cast<__mmask16>((1u << left) - 1u);
+  }
+  const bool full = cols >= 16 * NB;
+  for (int64_t kk = 0; kk < k; ++kk) {
+    __m512 wv[NB];
+    if (full)
+      for (int c = 0; c < NB; ++c) wv[c] = load16(w + kk * ldw + 16 * c);
+    else
+      for (int c = 0; c < NB; ++c) wv[c] = load16(w + kk * ldw + 16 * c, mask[c]);
+    for (int i = 0; i < M; ++i) {
+      __m512 xv = _mm512_set1_ps(x[i * ldx + kk]);
+      for (int c = 0; c < NB; ++c) acc[i][c] = _mm512_fmadd_ps(xv, wv[c], acc[i][c]);
+    }
+  }
+  for (int i = 0; i < M; ++i)
+    for (int c = 0; c < NB; ++c) {
+      float* dst = y + i * ldy + 16 * c;
+      __m512 v = accumulate ? _mm512_add_ps(acc[i][c], _mm512_maskz_loadu_ps(mask[c], dst)) : acc[i][c];
+      _mm512_mask_storeu_ps(dst, mask[c], v);
+    }
+}
+
+#endif
+
+#if defined(LD_SMALL_M_AVX512)
+
+// bf16 weights 32 at a time: a 32-bit lane of W holds w[2t] in its low half and w[2t+1] in its high
+// half, so one shift and one AND widen them to f32 with no lane shuffle (vpmovzxwd is one, and it
+// capped the bf16 kernel at the f32 kernel's speed). The even and odd elements then meet X
+// de-interleaved the same way (deinterleave_rows), or, for W [k, n], fill separate accumulators for
+// the even and odd columns that are interleaved back once at the end.
+inline void widen_pairs(__m512i v, __m512& lo, __m512& hi) {
+  lo = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  hi = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int(0xffff0000u))));
+}
+
+inline __mmask32 lanes32(int64_t left) {
+  return left >= 32 ? ~__mmask32(0) : left <= 0 ? __mmask32(0) : __mmask32((uint32_t(1) << left) - 1u);
+}
+// Masked 16-bit loads measured slow on this CPU (Zen 4): full vectors load plainly.
+inline __m512i load32(const uint16_t* p, __mmask32 mask) {
+  return mask == ~__mmask32(0) ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(mask, p);
+}
+inline __mmask16 lanes16(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u);
+}
+
+// X rows [M, k] -> [M, kp] (kp = k rounded up to 32): per 32 elements, the 16 even ones then the 16
+// odd ones, zero-padded.
+void deinterleave_rows(int64_t m, int64_t k, const float* x, int64_t ldx, float* xd, int64_t kp) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < kp; c += 32)
+      for (int64_t t = 0; t < 16; ++t) {
+        const int64_t e = c + 2 * t, o = e + 1;
+        xd[i * kp + c + t] = e < k ? x[i * ldx + e] : 0.0f;
+        xd[i * kp + c + 16 + t] = o < k ? x[i * ldx + o] : 0.0f;
+      }
+}
+
+// Rows [0, R) of W [n, k] bf16 against de-interleaved X.
+template <int M, int R>
+void block_pairs(int64_t k, const float* xd, int64_t kp, const uint16_t* w, int64_t ldw, float* y, int64_t ldy,
+                 bool accumulate) {
+  __m512 acc[M][R];
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < k; kk += 32) {
+    const __mmask32 mask = lanes32(k - kk);
+    __m512 lo[R], hi[R];
+    for (int r = 0; r < R; ++r) widen_pairs(load32(w + r * ldw + kk, mask), lo[r], hi[r]);
+    for (int i = 0; i < M; ++i) {
+      const __m512 xe = _mm512_loadu_ps(xd + i * kp + kk), xo = _mm512_loadu_ps(xd + i * kp + kk + 16);
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xo, hi[r], _mm512_fmadd_ps(xe, lo[r], acc[i][r]));
+    }
+  }
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) {
+      float s = _mm512_reduce_add_ps(acc[i][r]);
+      y[i * ldy + r] = accumulate ? y[i * ldy + r] + s : s;
+    }
+}
+
+// Columns [0, min(cols, 128)) of W [k, n] bf16: 4 loads of 32 columns per row of W.
+template <int M>
+void block_kn_pairs(int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy,
+                    bool accumulate, int64_t cols) {
+  constexpr int Q = 4;
+  __m512 even[M][Q], odd[M][Q];
+  __mmask32 mask[Q];
+  for (int q = 0; q < Q; ++q) {
+    mask[q] = lanes32(cols - 32 * q);
+    for (int i = 0; i < M; ++i) even[i][q] = odd[i][q] = _mm512_setzero_ps();
+  }
+  for (int64_t kk = 0; kk < k; ++kk) {
+    __m512 lo[Q], hi[Q];
+    for (int q = 0; q < Q; ++q) widen_pairs(load32(w + kk * ldw + 32 * q, mask[q]), lo[q], hi[q]);
+    for (int i = 0; i < M; ++i) {
+      const __m512 xb = _mm512_set1_ps(x[i * ldx + kk]);
+      for (int q = 0; q < Q; ++q) {
+        even[i][q] = _mm512_fmadd_ps(xb, lo[q], even[i][q]);
+        odd[i][q] = _mm512_fmadd_ps(xb, hi[q], odd[i][q]);
+      }
+    }
+  }
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int i = 0; i < M; ++i)
+    for (int q = 0; q < Q; ++q)
+      for (int half = 0; half < 2; ++half) {
+        const int64_t c0 = 32 * q + 16 * half;
+        const __mmask16 m16 = lanes16(cols - c0);
+        if (m16 == 0) continue;
+        float* dst = y + i * ldy + c0;
+        __m512 v = _mm512_permutex2var_ps(even[i][q], half ? second : first, odd[i][q]);
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m16, dst));
+        _mm512_mask_storeu_ps(dst, m16, v);
+      }
+}
+
+template <int M>
+void row_range_pairs(int64_t lo, int64_t hi, int64_t k, const float* xd, int64_t kp, const uint16_t* w, int64_t ldw,
+                     float* y, int64_t ldy, bool accumulate) {
+  constexpr int R = M == 1 ? 8 : M <= 4 ? 4 : 2;
+  int64_t j = lo;
+  for (; j + R <= hi; j += R) block_pairs<M, R>(k, xd, kp, w + j * ldw, ldw, y + j, ldy, accumulate);
+  for (; j < hi; ++j) block_pairs<M, 1>(k, xd, kp, w + j * ldw, ldw, y + j, ldy, accumulate);
+}
+
+template <int M>
+void col_range_pairs(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                     float* y, int64_t ldy, bool accumulate) {
+  for (int64_t j = lo; j < hi; j += 128) block_kn_pairs<M>(k, x, ldx, w + j, ldw, y + j, ldy, accumulate, hi - j);
+}
+
+#endif
+
+#if !defined(LD_SMALL_M_AVX512)  // portable build: the same blocking, scalar
+
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return bf16_to_f32(v); }
+
+template <int M, int R, typename W>
+void block(int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y, int64_t ldy, bool accumulate) {
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) {
+      float s = 0.0f;
+      for (int64_t kk = 0; kk < k; ++kk) s += x[i * ldx + kk] * widen(w[r * ldw + kk]);
+      y[i * ldy + r] = accumulate ? y[i * ldy + r] + s : s;
+    }
+}
+
+template <int M, int NB, typename W>
+void block_kn(int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y, int64_t ldy, bool accumulate,
+              int64_t cols) {
+  cols = std::min<int64_t>(cols, 16 * NB);
+  for (int i = 0; i < M; ++i)
+    for (int64_t c = 0; c < cols; ++c) {
+      float s = 0.0f;
+      for (int64_t kk = 0; kk < k; ++kk) s += x[i * ldx + kk] * widen(w[kk * ldw + c]);
+      y[i * ldy + c] = accumulate ? y[i * ldy + c] + s : s;
+    }
+}
+
+#endif
+
+// Columns [lo, hi) of W [k, n] for M rows of X. Its narrow column strips stream W badly for larger
+// M, so gemm.cpp sends those to sgemm (kMaxRowsKn).
+template <int M, typename W>
+void col_range(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y,
+               int64_t ldy, bool accumulate) {
+  constexpr int NB = M <= 2 ? 8 : M <= 4 ? 4 : 2;
+  for (int64_t j = lo; j < hi; j += 16 * NB) block_kn<M, NB>(k, x, ldx, w + j, ldw, y + j, ldy, accumulate, hi - j);
+}
+
+// Rows [lo, hi) of W for M rows of X.
+template <int M, typename W>
+void row_range(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y,
+               int64_t ldy, bool accumulate) {
+  constexpr int R = M <= 2 ? 8 : M <= 4 ? 4 : 2;
+  int64_t j = lo;
+  for (; j + R <= hi; j += R) block<M, R>(k, x, ldx, w + j * ldw, ldw, y + j, ldy, accumulate);
+  for (; j < hi; ++j) block<M, 1>(k, x, ldx, w + j * ldw, ldw, y + j, ldy, accumulate);
+}
+
+template <int M, typename W>
+void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, bool w_kn, float* y,
+           int64_t ldy, bool accumulate) {
+  // chunks in multiples of 8 rows of W [n, k] (128 columns of W [k, n]), so each thread's blocks
+  // are full but its last
+  const int64_t align = w_kn ? 128 : 8;
+#if defined(LD_SMALL_M_AVX512)
+  constexpr bool paired = std::is_same_v<W, uint16_t>;
+  const int64_t kp = (k + 31) / 32 * 32;
+  thread_local std::vector<float> xd_buffer;  // the caller's; the workers get the pointer
+  if (paired && !w_kn) {
+    xd_buffer.resize(static_cast<size_t>(M * kp));
+    deinterleave_rows(M, k, x, ldx, xd_buffer.data(), kp);
+  }
+  const float* xd = xd_buffer.data();
+#endif
+  auto range = [&](int64_t lo, int64_t hi) {
+#if defined(LD_SMALL_M_AVX512)
+    if constexpr (paired) {
+      if constexpr (M <= kMaxRowsKn) {
+        if (w_kn) return col_range_pairs<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
+      }
+      return row_range_pairs<M>(lo, hi, k, xd, kp, w, ldw, y, ldy, accumulate);
+    }
+#endif
+    if constexpr (M <= kMaxRowsKn) {
+      if (w_kn) return col_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
+    }
+    row_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
+  };
+  if (M * n * k < kMinParallelWork || omp_get_max_threads() == 1 || omp_in_parallel()) {
+    range(0, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = ((n + threads - 1) / threads + align - 1) / align * align;
+    const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+    if (lo < hi) range(lo, hi);
+  }
+}
+
+template <typename W>
+void dispatch(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, bool w_kn,
+              float* y, int64_t ldy, bool accumulate) {
+  LD_ASSERT(m >= 1 && m <= (w_kn ? kMaxRowsKn : kSmallMMax), "small_m_gemm: m=", m, " too large (W [k, n]: ", w_kn,
+            ")");
+  switch (m) {
+    case 1: return run_m<1>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    case 2: return run_m<2>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    case 3: return run_m<3>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    case 4: return run_m<4>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    case 5: return run_m<5>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    case 6: return run_m<6>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    case 7: return run_m<7>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+    default: return run_m<8>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+  }
+}
+
+}  // namespace
+
+void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw, bool w_kn,
+                  float* y, int64_t ldy, bool accumulate) {
+  dispatch(m, n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+}
+
+void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                  bool w_kn, float* y, int64_t ldy, bool accumulate) {
+  dispatch(m, n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+}
+
+}  // namespace ld::cpu

@@ -1,0 +1,22 @@
+#pragma once
+// Products with few rows against a weight matrix, the shape of a Linear (W [n, k]) or Conv1D
+// (W [k, n]) forward while decoding (one or a few tokens): Y[m, n] = X[m, k] W^T or X W (+ Y). oneDNN's sgemm is tuned
+// for large products and leaves these far below memory bandwidth; this kernel streams W once, with
+// each W vector feeding all m rows of X, and splits the rows of W between the threads.
+#include <cstdint>
+
+namespace ld::cpu {
+
+inline constexpr int64_t kSmallMMax = 8;  // the most rows of X this kernel takes for W [n, k]
+inline constexpr int64_t kMaxRowsKn = 2;  // ... and for W [k, n] (gemm.cpp: sgemm is faster from 3 rows)
+
+// W f32 [n, k] (w_kn false: Y = X W^T) or [k, n] (w_kn true: Y = X W) with row stride ldw; X [m, k]
+// with row stride ldx; Y [m, n] with row stride ldy. accumulate: Y += the product. m in 1..kSmallMMax
+// (W [n, k]) or 1..kMaxRowsKn (W [k, n]).
+void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw, bool w_kn,
+                  float* y, int64_t ldy, bool accumulate);
+// The same with bf16 weights (raw 16-bit patterns), widened to f32 in registers: f32 arithmetic.
+void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                  bool w_kn, float* y, int64_t ldy, bool accumulate);
+
+}  // namespace ld::cpu
