@@ -22,12 +22,15 @@ void add(CLI::App& app, Add add_command) {
 
 void register_commands(CLI::App& app) {
   add(app, add_convert_command);
+  add(app, add_data_command);
   add(app, add_demo_command);
   add(app, add_eval_command);
   add(app, add_generate_command);
   add(app, add_info_command);
   add(app, add_metrics_command);
   add(app, add_op_command);
+  add(app, add_plan_command);
+  add(app, add_plot_command);
   add(app, add_tokenizer_command);
 }
 

@@ -11,13 +11,17 @@ void run_selected(CLI::App& app);
 
 // Called by register_commands; each defined in cmd_<name>.cpp.
 void add_convert_command(CLI::App& app, std::function<void()>& run);
+void add_data_command(CLI::App& app, std::function<void()>& run);
 void add_demo_command(CLI::App& app, std::function<void()>& run);
 void add_eval_command(CLI::App& app, std::function<void()>& run);
 void add_generate_command(CLI::App& app, std::function<void()>& run);
 void add_info_command(CLI::App& app, std::function<void()>& run);
 void add_metrics_command(CLI::App& app, std::function<void()>& run);
 void add_op_command(CLI::App& app, std::function<void()>& run);
+void add_plan_command(CLI::App& app, std::function<void()>& run);
+void add_plot_command(CLI::App& app, std::function<void()>& run);
 void add_tokenizer_command(CLI::App& app, std::function<void()>& run);
 void add_tokenizer_train(CLI::App& tokenizer_cmd, std::function<void()>& run);  // subcommand of tokenizer
+void add_data_augment(CLI::App& data_cmd, std::function<void()>& run);  // subcommand of data
 
 }  // namespace ld::cli

@@ -20,14 +20,7 @@ fs::path clean_folder_path(const fs::path& p) {
 }
 
 fs::path sibling(const fs::path& dir, const char* tag) {
-  // Built by appending: GCC 12's -Wrestrict misfires on a chain of string operator+ here.
-  std::string name = ".";
-  name += dir.filename().string();
-  name += ".";
-  name += tag;
-  name += "-";
-  name += std::to_string(::getpid());
-  return dir.parent_path() / name;
+  return dir.parent_path() / ("." + dir.filename().string() + "." + tag + "-" + std::to_string(::getpid()));
 }
 
 void rename_or_fail(const fs::path& from, const fs::path& to) {

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/checkpoint.hpp"
+#include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
 #include "models/load_weights.hpp"
 #include "ops/ops.hpp"
@@ -199,7 +201,17 @@ BertEncoder::BertEncoder(const io::HfModelConfig& hf, Generator& gen) {
 
 Tensor BertEncoder::forward(const Tensor& x, const Tensor& mask) const {
   Tensor h = x;
-  for (size_t i = 0; i < layer->size(); ++i) h = layer->at<BertLayer>(i)->forward(h, mask);
+  for (size_t i = 0; i < layer->size(); ++i) {
+    const BertLayer* block = layer->at<BertLayer>(i).get();
+    const bool recompute = checkpoint_every > 0 && int64_t(i) % checkpoint_every == 0 && autograd::grad_enabled();
+    if (!recompute) {
+      h = block->forward(h, mask);
+      continue;
+    }
+    // The closure outlives forward() (backward runs it again): it holds the mask by value.
+    auto fn = [block, mask](const std::vector<Tensor>& in) { return std::vector<Tensor>{block->forward(in[0], mask)}; };
+    h = autograd::checkpoint(fn, {h})[0];
+  }
   return h;
 }
 

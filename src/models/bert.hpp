@@ -113,6 +113,9 @@ class BertEncoder : public nn::Module {
   Tensor forward(const Tensor& x, const Tensor& mask) const;
 
   std::shared_ptr<nn::ModuleList> layer;
+  // Activation checkpointing while recording gradients: 0 off, k recomputes layers 0, k, 2k, ...
+  // in backward instead of keeping their activations (same results, less memory).
+  int64_t checkpoint_every = 0;
 };
 
 class BertPooler : public nn::Module {

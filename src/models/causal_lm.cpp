@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/grad_mode.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
@@ -15,6 +16,15 @@
 namespace ld::models {
 
 namespace fs = std::filesystem;
+
+void CausalLM::set_checkpointing(int64_t every_k) {
+  LD_CHECK(every_k >= 0, "activation checkpointing: every_k must be >= 0 (0 = off), got ", every_k);
+  checkpoint_every_ = every_k;
+}
+
+bool CausalLM::checkpoints_block(int64_t i, const LmInputs& inputs) const {
+  return checkpoint_every_ > 0 && i % checkpoint_every_ == 0 && inputs.cache == nullptr && autograd::grad_enabled();
+}
 
 namespace {
 
@@ -125,7 +135,8 @@ namespace {
 
 const char* const kTokenizerFiles[] = {"tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
                                        "tokenizer.model", "vocab.json",            "merges.txt",
-                                       "vocab.txt",       "added_tokens.json"};
+                                       "vocab.txt",       "added_tokens.json",     "encoder.json",
+                                       "vocab.bpe"};  // the last two: GPT-2's original pair
 
 void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
   std::error_code ec;

@@ -52,8 +52,20 @@ class CausalLM : public nn::Module {
   const StackConfig& config() const { return config_.stack; }
   KvCache make_cache(int64_t batch, int64_t max_len) const { return KvCache(config_.stack, batch, max_len); }
 
+  // Activation checkpointing for training (autograd/checkpoint.hpp): every_k = 0 keeps every
+  // block's activations (the default), 1 recomputes every block in backward, k every k-th block
+  // (blocks 0, k, 2k, ...). Only forwards that record gradients without a KV cache are affected;
+  // the results and gradients are the same either way, only the memory and the time differ.
+  void set_checkpointing(int64_t every_k);
+  int64_t checkpointing() const { return checkpoint_every_; }
+
+ protected:
+  // Whether run() should wrap block i in autograd::checkpoint for these inputs.
+  bool checkpoints_block(int64_t i, const LmInputs& inputs) const;
+
  private:
   io::HfModelConfig config_;
+  int64_t checkpoint_every_ = 0;
 };
 
 // What one forward pass's attention layers share: the positions of the new tokens and the mask over
@@ -80,7 +92,8 @@ std::unique_ptr<CausalLM> load_causal_lm(const std::filesystem::path& dir);
 // Writes a Hugging Face folder: config.json, generation_config.json, model.safetensors (tied
 // weights once, under the name transformers keeps), and the tokenizer files of `tokenizer_from`
 // when given (tokenizer.json, tokenizer_config.json, special_tokens_map.json, tokenizer.model,
-// vocab.json, merges.txt: those present). Built in a temporary folder and renamed into place.
+// vocab.json, merges.txt, vocab.txt, added_tokens.json, GPT-2's encoder.json and vocab.bpe: those
+// present). Built in a temporary folder and renamed into place.
 void save_pretrained(const nn::Module& model, const io::HfModelConfig& config, const std::filesystem::path& dir,
                      bool force = false, const std::filesystem::path& tokenizer_from = {});
 

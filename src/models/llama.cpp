@@ -1,8 +1,11 @@
 #include "models/llama.hpp"
 
+#include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
+#include "autograd/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "ops/ops.hpp"
@@ -109,6 +112,56 @@ nn::StateDict LlamaForCausalLM::normalize_checkpoint(nn::StateDict state) const 
   return state;
 }
 
+namespace {
+
+// One decoder layer on the pre-norm residual stream, with the next norm (the following layer's
+// input_layernorm, or the final norm) fused into the residual add that ends it.
+struct LayerResult {
+  Tensor residual, normed, aux_loss;  // aux_loss: MoE layers only
+  int64_t dropped = 0;
+};
+
+LayerResult run_layer(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, const Tensor& residual,
+                      const Tensor& normed, const AttentionContext& ctx, KvCache* cache, int64_t i) {
+  const nn::RMSNorm& post = *layer.post_attention_layernorm;
+  ops::ResidualNorm mid =
+      ops::add_rmsnorm(layer.self_attn->forward(normed, ctx, cache, i), residual, post.weight, post.eps);
+  LayerResult r;
+  Tensor ffn;
+  if (layer.mlp) {
+    ffn = layer.mlp->forward(mid.normed);
+  } else {
+    nn::MoeOutput moe = layer.block_sparse_moe->forward(mid.normed);
+    ffn = moe.y;
+    r.aux_loss = moe.aux_loss;
+    r.dropped = moe.dropped;
+  }
+  ops::ResidualNorm block = ops::add_rmsnorm(ffn, mid.sum, next.weight, next.eps);
+  r.residual = block.sum;
+  r.normed = block.normed;
+  return r;
+}
+
+// The same under activation checkpointing: nothing inside the layer is kept for backward, which
+// runs it again. The closure outlives run() (backward calls it), so it holds the context by value.
+LayerResult run_layer_checkpointed(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, const Tensor& residual,
+                                   const Tensor& normed, const AttentionContext& ctx, int64_t i) {
+  auto dropped = std::make_shared<int64_t>(0);
+  const LlamaDecoderLayer* layer_ptr = &layer;
+  const nn::RMSNorm* next_ptr = &next;
+  auto fn = [layer_ptr, next_ptr, ctx, i, dropped](const std::vector<Tensor>& x) {
+    LayerResult r = run_layer(*layer_ptr, *next_ptr, x[0], x[1], ctx, nullptr, i);
+    *dropped = r.dropped;
+    std::vector<Tensor> out{r.residual, r.normed};
+    if (r.aux_loss.defined()) out.push_back(r.aux_loss);
+    return out;
+  };
+  std::vector<Tensor> out = autograd::checkpoint(fn, {residual, normed});
+  return {.residual = out[0], .normed = out[1], .aux_loss = out.size() > 2 ? out[2] : Tensor(), .dropped = *dropped};
+}
+
+}  // namespace
+
 LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
   const StackConfig& c = config();
   const AttentionContext ctx = make_attention_context(in, c, hf_config().sliding_window);
@@ -118,23 +171,13 @@ LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
   Tensor residual = model->embed_tokens->forward(in.ids);
   Tensor normed = model->layer(0).input_layernorm->forward(residual);
   for (int64_t i = 0; i < c.n_layer; ++i) {
-    const LlamaDecoderLayer& layer = model->layer(i);
-    const nn::RMSNorm& post = *layer.post_attention_layernorm;
-    ops::ResidualNorm mid = ops::add_rmsnorm(layer.self_attn->forward(normed, ctx, in.cache, i), residual,
-                                             post.weight, post.eps);
-    Tensor ffn;
-    if (layer.mlp) {
-      ffn = layer.mlp->forward(mid.normed);
-    } else {
-      nn::MoeOutput moe = layer.block_sparse_moe->forward(mid.normed);
-      ffn = moe.y;
-      out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, moe.aux_loss) : moe.aux_loss;
-      out.dropped_tokens += moe.dropped;
-    }
     const nn::RMSNorm& next = i + 1 < c.n_layer ? *model->layer(i + 1).input_layernorm : *model->norm;
-    ops::ResidualNorm block = ops::add_rmsnorm(ffn, mid.sum, next.weight, next.eps);
-    residual = block.sum;
-    normed = block.normed;
+    LayerResult r = checkpoints_block(i, in) ? run_layer_checkpointed(model->layer(i), next, residual, normed, ctx, i)
+                                             : run_layer(model->layer(i), next, residual, normed, ctx, in.cache, i);
+    if (r.aux_loss.defined()) out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, r.aux_loss) : r.aux_loss;
+    out.dropped_tokens += r.dropped;
+    residual = r.residual;
+    normed = r.normed;
   }
   if (in.cache != nullptr) in.cache->advance(in.ids.size(1));
   if (in.last_position_only) normed = normed.narrow(1, normed.size(1) - 1, 1);

@@ -1,0 +1,156 @@
+#include "train/plan.hpp"
+
+#include <chrono>
+#include <random>
+
+#include "core/error.hpp"
+#include "core/rng.hpp"
+#include "models/bert.hpp"
+#include "models/causal_lm.hpp"
+#include "ops/ops.hpp"
+#include "train/adamw.hpp"
+
+namespace ld::train {
+
+int64_t lookup_parameters(const io::HfModelConfig& c) {
+  const models::StackConfig& s = c.stack;
+  const int64_t token_table = s.vocab_size * s.n_embd;
+  const int64_t input_embedding = c.tie_word_embeddings ? 0 : token_table;  // tied: it is the lm_head matmul
+  if (c.model_type == "gpt2") return s.n_positions * s.n_embd + input_embedding;
+  if (c.model_type == "bert") {
+    const int64_t tables = (s.n_positions + c.type_vocab_size) * s.n_embd;
+    // Without an MLM head (BertModel, classification) the word embedding is never multiplied with.
+    const bool has_decoder = c.architecture == "BertForMaskedLM";
+    return tables + (has_decoder && c.tie_word_embeddings ? 0 : token_table);
+  }
+  return input_embedding;  // the LLaMA family has no position table (RoPE)
+}
+
+int64_t active_parameters(const io::HfModelConfig& c) {
+  if (!c.moe.enabled() || c.moe.top_k == c.moe.num_experts) return io::expected_parameter_count(c);
+  // The same model with only top_k experts, then the router's columns for the others back.
+  io::HfModelConfig k_experts = c;
+  k_experts.moe.num_experts = c.moe.top_k;
+  const int64_t router_rest = c.stack.n_layer * c.stack.n_embd * (c.moe.num_experts - c.moe.top_k);
+  return io::expected_parameter_count(k_experts) + router_rest;
+}
+
+int64_t training_flops_per_token(const io::HfModelConfig& c, int64_t seq_len) {
+  const int64_t n = active_parameters(c) - lookup_parameters(c);
+  return 6 * n + 12 * c.stack.n_layer * c.stack.n_embd * seq_len;
+}
+
+int64_t layer_activation_elements(const io::HfModelConfig& c) {
+  const models::StackConfig& s = c.stack;
+  const int64_t C = s.n_embd, kv = s.n_kv_head * s.head_dim(), I = s.intermediate_size;
+  const int64_t attention = C + (C + 2 * kv) + C + s.n_head;  // input, q k v, output, softmax statistics
+  const int64_t mlp_per_path = (s.kind == models::StackKind::llama ? 3 : 2) * I;
+  const int64_t mlp = c.moe.enabled() ? c.moe.num_experts + c.moe.top_k * (C + mlp_per_path) : mlp_per_path;
+  return 2 * C + attention + C + mlp;
+}
+
+int64_t activation_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_len, const std::string& checkpointing,
+                         int64_t every_k, const std::string& precision) {
+  const int64_t element = precision == "fp32" ? 4 : 2;
+  const int64_t L = c.stack.n_layer, C = c.stack.n_embd;
+  const int64_t full = layer_activation_elements(c);
+  int64_t checkpointed = 0;
+  if (checkpointing == "all") checkpointed = L;
+  if (checkpointing == "every_k") checkpointed = (L + every_k - 1) / every_k;  // layers 0, k, 2k, ...
+  int64_t layers = checkpointed * C + (L - checkpointed) * full;
+  if (checkpointed > 0) layers += full;  // one layer rebuilt at a time in backward
+  const int64_t head = (c.model_type == "bert" ? 4 : 2) * C;
+  const int64_t per_token = (layers + head) * element + 4 * c.stack.vocab_size;
+  return batch * seq_len * per_token;
+}
+
+Plan make_plan(const RunConfig& config) {
+  const io::HfModelConfig& hf = config.model.hf;
+  const TrainSection& t = config.train;
+  Plan p;
+  p.parameters = io::expected_parameter_count(hf);
+  p.active_parameters = active_parameters(hf);
+  p.flops_parameters = p.active_parameters - lookup_parameters(hf);
+  p.flops_per_token = training_flops_per_token(hf, t.seq_len);
+  p.tokens_per_step = t.batch_size * t.seq_len * t.grad_accum;
+  p.weight_bytes = 4 * p.parameters;
+  p.gradient_bytes = 4 * p.parameters;
+  if (t.optimizer == "adamw") p.optimizer_bytes = 8 * p.parameters;  // m and v
+  if (t.optimizer == "sgd" && t.momentum > 0) p.optimizer_bytes = 4 * p.parameters;
+  if (t.precision != "fp32") p.half_copy_bytes = 2 * p.parameters;  // the 16-bit weights the matmuls read
+  p.activation_bytes_none = activation_bytes(hf, t.batch_size, t.seq_len, "none", 1, t.precision);
+  p.activation_bytes_all = activation_bytes(hf, t.batch_size, t.seq_len, "all", 1, t.precision);
+  p.activation_bytes_configured =
+      activation_bytes(hf, t.batch_size, t.seq_len, t.checkpointing, t.checkpoint_every_k, t.precision);
+  return p;
+}
+
+namespace {
+
+Tensor random_tokens(int64_t batch, int64_t seq_len, int64_t vocab, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+  std::vector<int64_t> ids(size_t(batch * seq_len));
+  for (int64_t& id : ids) id = pick(rng);
+  return from_vector(ids, {batch, seq_len});
+}
+
+}  // namespace
+
+Throughput measure_throughput(const RunConfig& config, int64_t steps) {
+  LD_CHECK(steps >= 1, "plan: measuring needs at least 1 step, got ", steps);
+  const TrainSection& t = config.train;
+  const io::HfModelConfig& hf = config.model.hf;
+  Generator gen(uint64_t(t.seed));
+  std::mt19937_64 rng(uint64_t(t.seed));
+  const int64_t V = hf.stack.vocab_size;
+
+  int64_t every_k = 0;  // the configured activation checkpointing, as the trainer applies it
+  if (t.checkpointing == "all") every_k = 1;
+  if (t.checkpointing == "every_k") every_k = t.checkpoint_every_k;
+  std::shared_ptr<nn::Module> module;
+  std::function<Tensor(const Tensor&, const Tensor&)> loss_of;
+  if (hf.is_causal_lm()) {
+    std::shared_ptr<models::CausalLM> lm = models::make_causal_lm(hf, gen);
+    loss_of = [lm, V](const Tensor& ids, const Tensor& targets) {
+      const models::LmOutput out =
+          lm->run({.ids = ids, .cache = nullptr, .attention_mask = Tensor(), .last_position_only = false});
+      Tensor loss = ops::cross_entropy(out.logits.reshape({-1, V}), targets.reshape({-1}));
+      return out.aux_loss.defined() ? ops::add(loss, out.aux_loss) : loss;
+    };
+    lm->set_checkpointing(every_k);
+    module = lm;
+  } else {
+    io::HfModelConfig mlm = hf;
+    mlm.architecture = "BertForMaskedLM";
+    auto bert = std::make_shared<models::BertForMaskedLM>(mlm, gen);
+    loss_of = [bert](const Tensor& ids, const Tensor& labels) {
+      return bert->mlm_loss({.ids = ids, .attention_mask = Tensor(), .token_type_ids = Tensor()}, labels);
+    };
+    bert->bert->encoder->checkpoint_every = every_k;
+    module = bert;
+  }
+  std::vector<Tensor> params = module->parameters();
+  AdamW optimizer({ParamGroup{params, float(t.weight_decay)}},
+                  {.lr = float(t.lr), .beta1 = float(t.beta1), .beta2 = float(t.beta2), .eps = float(t.eps),
+                   .weight_decay = float(t.weight_decay)});
+  auto step = [&] {
+    const Tensor ids = random_tokens(t.batch_size, t.seq_len, V, rng);
+    const Tensor targets = random_tokens(t.batch_size, t.seq_len, V, rng);  // the loss's value does not matter
+    Tensor loss = loss_of(ids, targets);
+    loss.backward();
+    optimizer.step();
+    optimizer.zero_grad();
+  };
+  step();  // warm-up: allocator pools, first-touch pages
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Throughput th;
+  th.steps = steps;
+  th.tokens_per_step = t.batch_size * t.seq_len;
+  th.seconds = seconds;
+  th.tokens_per_s = double(steps * th.tokens_per_step) / seconds;
+  return th;
+}
+
+}  // namespace ld::train

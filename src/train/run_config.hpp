@@ -1,0 +1,144 @@
+#pragma once
+// The run configuration of `liandan pretrain` (and later finetune) and `liandan plan`: a YAML file
+// plus `--section.key=value` overrides on the command line, into one typed RunConfig.
+//
+// One table of keys (run_config_keys(): name, type, default, allowed values, documentation) drives
+// the parsing, the validation, docs/config.md and the suggestion for an unknown key. The model
+// section is the exception in shape, not in treatment: its keys are Hugging Face's config.json names
+// for the model type (n_layer for gpt2, num_hidden_layers for llama, ...), listed per type in
+// model_config_keys(); the given keys become a config.json object that io::parse_hf_config
+// validates, so a YAML model and a model folder are checked by the same code.
+//
+// Precedence: defaults < the YAML file < overrides, later overrides winning over earlier ones.
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/hf_config.hpp"
+
+namespace ld::train {
+
+struct ModelSection {
+  std::string type;  // gpt2 | llama | mistral | qwen2 | mixtral | bert (from `type`, or config.json's model_type)
+  std::string from;  // a Hugging Face folder whose config.json is the base; "" = built from the keys
+  nlohmann::json keys = nlohmann::json::object();  // the model keys given, Hugging Face names
+  io::HfModelConfig hf;                            // the resolved model
+};
+
+struct DataSection {
+  std::string path;       // a prepared dataset folder (index.json, from `liandan data prepare`)
+  std::string tokenizer;  // tokenizer.json or a folder holding one; "" = the dataset's own
+};
+
+struct TrainSection {
+  int64_t batch_size = 8;  // sequences per micro-batch
+  int64_t seq_len = 0;     // 0 = the model's context length
+  int64_t grad_accum = 1;
+  int64_t max_steps = 1000;
+  double lr = 3e-4;
+  int64_t warmup_steps = 100;
+  std::string schedule = "cosine";  // cosine | linear | constant
+  double min_lr_ratio = 0.1;
+  double weight_decay = 0.1;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  std::string optimizer = "adamw";  // adamw | sgd
+  double momentum = 0.9;            // sgd
+  double grad_clip = 1.0;           // 0 = no clipping
+  std::string precision = "fp32";   // fp32 | bf16 | fp16
+  std::string checkpointing = "none";  // none | all | every_k
+  int64_t checkpoint_every_k = 2;
+  int64_t seed = 1234;
+  int64_t threads = 0;              // 0 = all cores
+  std::string objective = "auto";   // auto | clm | mlm; resolved: clm for causal models, mlm for bert
+  double mlm_probability = 0.15;
+};
+
+struct EvalSection {
+  int64_t every = 500;  // steps; 0 = never
+  int64_t batches = 20;
+  std::vector<std::string> samples;  // prompts to continue at each evaluation
+  int64_t sample_tokens = 64;
+};
+
+struct CheckpointSection {
+  int64_t every = 1000;  // steps; 0 = only at the end
+  int64_t keep_last = 3;  // 0 = keep all
+};
+
+struct LogSection {
+  int64_t every = 10;  // steps
+};
+
+struct RunConfig {
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  EvalSection eval;
+  CheckpointSection checkpoint;
+  LogSection log;
+  std::string output_dir = "runs/run";
+};
+
+// --- the key table
+
+enum class KeyType { integer, number, boolean, string, list };
+const char* key_type_name(KeyType type);  // "an integer", "a number", ...
+
+struct KeySpec {
+  std::string name;     // dotted: "train.lr", "output_dir"
+  KeyType type;
+  std::string choices;  // "cosine|linear|constant"; "" = any value of the type
+  std::string doc;
+  std::vector<std::string> aliases;  // names other tools use (learning_rate), for suggestions only
+};
+const std::vector<KeySpec>& run_config_keys();
+
+// A model key: its Hugging Face name, the model types that read it and the default they apply.
+struct ModelKeySpec {
+  std::string name;
+  KeyType type;
+  bool nullable;        // null is a value (n_inner, sliding_window)
+  std::string types;    // "gpt2,bert" ...
+  std::string default_text;
+  std::string doc;
+  std::vector<std::string> aliases;  // the same size under another model type's name
+};
+const std::vector<ModelKeySpec>& model_config_keys();
+bool model_key_applies(const ModelKeySpec& key, const std::string& model_type);
+
+// The default of a table key as written in YAML ("3e-4", "cosine", "[]").
+std::string default_text(const KeySpec& key);
+
+// --- loading
+
+// Splits "--train.lr=3e-4" (or "train.lr=3e-4") into key and value; an argument without '=' is an
+// error naming it.
+struct Override {
+  std::string key, value;
+};
+Override parse_override(const std::string& arg);
+// Command-line leftovers into overrides: "--k=v" or "--k v".
+std::vector<Override> parse_overrides(const std::vector<std::string>& args);
+
+// Reads the YAML file, applies the overrides, checks every key and value, resolves the model and
+// the derived defaults (seq_len, objective). Errors name the file (or the override) and the key.
+RunConfig load_run_config(const std::filesystem::path& yaml_file, const std::vector<Override>& overrides = {});
+// The same from YAML text; `source` names it in errors.
+RunConfig parse_run_config(const std::string& yaml_text, const std::string& source,
+                           const std::vector<Override>& overrides = {});
+
+// The resolved configuration as YAML: every key with its value, the model with all its keys, so that
+// parsing it gives the same RunConfig.
+std::string to_yaml(const RunConfig& config);
+// Writes `dir`/resolved.yaml (atomically); returns its path.
+std::filesystem::path save_resolved(const RunConfig& config, const std::filesystem::path& dir);
+
+// docs/config.md, generated from the tables.
+std::string config_reference_markdown();
+
+// Edit distance (insertions, deletions, substitutions), for "did you mean".
+size_t levenshtein(const std::string& a, const std::string& b);
+
+}  // namespace ld::train
