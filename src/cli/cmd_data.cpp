@@ -56,6 +56,7 @@ void add_prepare(CLI::App& data_cmd, std::function<void()>& run) {
       ->capture_default_str();
   cmd->add_option("--text-field", o.reader.text_field, "JSONL field holding the text")->capture_default_str();
   cmd->add_flag("--doc-per-line", o.reader.doc_per_line, "text files: one document per line (default: per blank-line block)");
+  cmd->add_flag("--skip-bad-lines", o.skip_bad_lines, "JSONL: skip lines that cannot be read (counted in the report) instead of stopping");
   cmd->add_option("--val-fraction", o.val_fraction, "share of documents for the val split (by hash)")->capture_default_str();
   cmd->add_option("--split-seed", o.split_seed, "seed of the train/val hash")->capture_default_str();
   cmd->add_option("--shard-tokens", o.shard_tokens, "tokens per shard file at most")->capture_default_str();

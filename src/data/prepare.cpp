@@ -193,11 +193,16 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
            " is outside the vocabulary of ", report.vocab_size, " tokens");
   report.token_width = token_width_for(report.vocab_size);
 
+  ReaderOptions reader = o.reader;
+  if (o.skip_bad_lines)
+    reader.on_bad_line = [&report](const std::string& what) {
+      if (report.bad_lines_skipped++ < 5) std::fprintf(stderr, "warning: skipped %s\n", what.c_str());
+    };
   write_folder_atomically(o.out, o.force, [&](const fs::path& dir) {
     Pipeline pipeline(o, *tokenizer, dir, report);
     for (const fs::path& file : files) {
       int64_t shown = report.documents_read;
-      report.bytes_read += read_documents(file, o.reader, [&](Document&& d) {
+      report.bytes_read += read_documents(file, reader, [&](Document&& d) {
         pipeline.push(std::move(d));
         if (o.progress && report.documents_read != shown) {  // a batch went through
           shown = report.documents_read;
@@ -206,6 +211,12 @@ PrepareReport prepare_dataset(const PrepareOptions& o) {
       });
     }
     pipeline.finish();
+    LD_CHECK(report.documents_read > 0, "data prepare: the corpus is empty: no documents in ", files.size(),
+             " input file(s)");
+    int64_t kept = 0;
+    for (const auto& [split, stats] : report.splits) kept += stats.documents;
+    LD_CHECK(kept > 0, "data prepare: all ", report.documents_read,
+             " documents were dropped by the filters or dedup (see the counts with less strict options)");
     DatasetIndex index;
     index.tokenizer = o.tokenizer.string();
     index.vocab_size = report.vocab_size;
@@ -231,6 +242,7 @@ nlohmann::json report_to_json(const PrepareReport& r) {
   const double secs = r.seconds > 0 ? r.seconds : 1e-9;
   return {{"files", r.files},
           {"documents_read", r.documents_read},
+          {"bad_lines_skipped", r.bad_lines_skipped},
           {"bytes_read", r.bytes_read},
           {"dropped", dropped},
           {"modified",
@@ -269,6 +281,7 @@ std::string report_table(const PrepareReport& r) {
   const FilterCounts& f = r.filters;
   row("files", r.files);
   row("documents read", r.documents_read);
+  if (r.bad_lines_skipped > 0) row("bad lines skipped", r.bad_lines_skipped);
   for (int i = 1; i < kDropReasons; ++i) {
     std::string name = std::string("dropped: ") + drop_reason_name(DropReason(i));
     row(name.c_str(), f.dropped[size_t(i)]);

@@ -35,6 +35,7 @@ struct PrepareProgress {
 };
 
 struct PrepareOptions {
+  bool skip_bad_lines = false;  // JSONL lines that cannot be read are counted and skipped
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path tokenizer;
   std::filesystem::path out;
@@ -57,6 +58,7 @@ struct SplitStats {
 
 struct PrepareReport {
   int64_t files = 0, documents_read = 0;
+  int64_t bad_lines_skipped = 0;
   uint64_t bytes_read = 0;
   FilterCounts filters;
   int64_t duplicates = 0;  // removed by dedup (after filtering)

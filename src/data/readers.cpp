@@ -1,5 +1,7 @@
 #include "data/readers.hpp"
 
+#include <optional>
+
 #include <zlib.h>
 #include <zstd.h>
 
@@ -176,24 +178,37 @@ InputFormat detect_format(const fs::path& file) {
 
 std::string where(const fs::path& file, uint64_t line) { return file.string() + ":" + std::to_string(line); }
 
-void read_jsonl(const fs::path& file, LineReader& lines, const std::string& field,
+// The text field of one JSONL line, or the reason it has none.
+std::optional<std::string> jsonl_text(const std::string& line, const std::string& field, std::string& why) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    why = "malformed JSON";
+  } else if (!j.is_object()) {
+    why = std::string("expected a JSON object, got ") + j.type_name();
+  } else if (auto it = j.find(field); it == j.end()) {
+    why = "no \"" + field + "\" field (choose the field with --text-field)";
+  } else if (!it->is_string()) {
+    why = "field \"" + field + "\" is a " + it->type_name() + ", expected a string";
+  } else {
+    return it->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+void read_jsonl(const fs::path& file, LineReader& lines, const ReaderOptions& options,
                 const std::function<void(Document&&)>& on_document) {
-  std::string line;
+  std::string line, why;
   uint64_t n = 0;
   while (lines.next(line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      LD_FAIL(where(file, n), ": malformed JSON (", e.what(), ")");
+    std::optional<std::string> text = jsonl_text(line, options.text_field, why);
+    if (text) {
+      on_document({std::move(*text), where(file, n)});
+      continue;
     }
-    LD_CHECK(j.is_object(), where(file, n), ": expected a JSON object, got ", j.type_name());
-    auto it = j.find(field);
-    LD_CHECK(it != j.end(), where(file, n), ": no \"", field, "\" field (choose the field with --text-field)");
-    LD_CHECK(it->is_string(), where(file, n), ": field \"", field, "\" is a ", it->type_name(), ", expected a string");
-    on_document({it->get<std::string>(), where(file, n)});
+    LD_CHECK(options.on_bad_line, where(file, n), ": ", why, " (--skip-bad-lines skips such lines)");
+    options.on_bad_line(where(file, n) + ": " + why);
   }
 }
 
@@ -276,7 +291,7 @@ uint64_t read_documents(const fs::path& file, const ReaderOptions& options,
   InputFormat format = options.format == InputFormat::automatic ? detect_format(file) : options.format;
   switch (format) {
     case InputFormat::jsonl:
-      read_jsonl(file, lines, options.text_field, on_document);
+      read_jsonl(file, lines, options, on_document);
       break;
     case InputFormat::fortune:
       read_blocks(file, lines, [](const std::string& l) { return l == "%"; }, on_document);

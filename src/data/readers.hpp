@@ -25,6 +25,9 @@ struct ReaderOptions {
   InputFormat format = InputFormat::automatic;
   std::string text_field = "text";
   bool doc_per_line = false;  // text files: one document per line instead of per block
+  // JSONL: with a handler, a bad line (malformed JSON, no or non-string text field) is passed to it
+  // ("file:line: what is wrong") and skipped; without one it is an error.
+  std::function<void(const std::string&)> on_bad_line;
 };
 
 struct Document {

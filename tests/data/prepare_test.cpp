@@ -184,7 +184,7 @@ TEST(DataPrepare, ReadsGzipZstdJsonlAndFortuneInputs) {
 
   std::vector<std::string> texts;
   for (const fs::path& f : list_input_files({tmp / "in"}))
-    read_documents(f, {.format = InputFormat::automatic, .text_field = f.filename() == "c.jsonl" ? "body" : "text", .doc_per_line = false},
+    read_documents(f, {.format = InputFormat::automatic, .text_field = f.filename() == "c.jsonl" ? "body" : "text", .doc_per_line = false, .on_bad_line = {}},
                    [&](Document&& d) { texts.push_back(d.text); });
   const std::vector<std::string> want = {doc_text(1), doc_text(2), doc_text(3), doc_text(4),
                                          doc_text(5), doc_text(6), doc_text(7), doc_text(8)};
@@ -192,7 +192,7 @@ TEST(DataPrepare, ReadsGzipZstdJsonlAndFortuneInputs) {
 
   write(tmp / "lines.txt", "first doc\n\nsecond doc\nthird doc\n");
   std::vector<std::string> per_line, per_block;
-  read_documents(tmp / "lines.txt", {.format = InputFormat::text, .text_field = "text", .doc_per_line = true},
+  read_documents(tmp / "lines.txt", {.format = InputFormat::text, .text_field = "text", .doc_per_line = true, .on_bad_line = {}},
                  [&](Document&& d) { per_line.push_back(d.text); });
   read_documents(tmp / "lines.txt", {}, [&](Document&& d) { per_block.push_back(d.source + " " + d.text); });
   EXPECT_EQ(per_line, (std::vector<std::string>{"first doc", "second doc", "third doc"}));
@@ -224,6 +224,33 @@ TEST(DataPrepare, BadInputGivesOneClearErrorAndNoOutput) {
   EXPECT_FALSE(fs::exists(tmp / "out"));
   for (const auto& e : fs::directory_iterator(tmp.path()))  // no temporary folder left behind either
     EXPECT_FALSE(e.path().filename().string().starts_with(".out")) << e.path();
+}
+
+TEST(DataPrepare, SkipBadLinesGoesOnAndCountsThem) {
+  test::TempDir tmp;
+  const std::string one = "The lighthouse keeper counted the gulls on a calm evening.";
+  const std::string two = "A patient gardener planted early beans before the rain.";
+  write(tmp / "mixed.jsonl", "{\"text\": \"" + one + "\"}\n{\"text\": oops}\n{\"other\": 1}\n[1]\n{\"text\": \"" + two +
+                                 "\"}\n");
+  PrepareOptions o = options_for({tmp / "mixed.jsonl"}, tmp / "out");
+  o.skip_bad_lines = true;
+  o.val_fraction = 0;
+  const PrepareReport r = prepare_dataset(o);
+  EXPECT_EQ(r.bad_lines_skipped, 3);
+  EXPECT_EQ(r.documents_read, 2);
+  EXPECT_EQ(r.splits.at("train").documents, 2);
+  EXPECT_NE(read_file(tmp / "out/report.json").find("\"bad_lines_skipped\": 3"), std::string::npos);
+}
+
+TEST(DataPrepare, AnEmptyCorpusIsAnErrorAndWritesNothing) {
+  test::TempDir tmp;
+  write(tmp / "empty.txt", "\n\n   \n");
+  test::expect_mentions(test::error_message([&] { prepare_dataset(options_for({tmp / "empty.txt"}, tmp / "out")); }),
+                        {"corpus is empty"});
+  write(tmp / "short.txt", "hi\n\nok\n");  // every document dropped by the length filter
+  test::expect_mentions(test::error_message([&] { prepare_dataset(options_for({tmp / "short.txt"}, tmp / "out")); }),
+                        {"all 2 documents were dropped"});
+  EXPECT_FALSE(fs::exists(tmp / "out"));
 }
 
 TEST(DataPrepare, CliRefusesAnExistingOutputFolder) {
