@@ -31,6 +31,7 @@ void register_commands(CLI::App& app) {
   add(app, add_op_command);
   add(app, add_plan_command);
   add(app, add_plot_command);
+  add(app, add_pretrain_command);
   add(app, add_tokenizer_command);
 }
 

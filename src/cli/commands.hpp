@@ -20,6 +20,7 @@ void add_metrics_command(CLI::App& app, std::function<void()>& run);
 void add_op_command(CLI::App& app, std::function<void()>& run);
 void add_plan_command(CLI::App& app, std::function<void()>& run);
 void add_plot_command(CLI::App& app, std::function<void()>& run);
+void add_pretrain_command(CLI::App& app, std::function<void()>& run);
 void add_tokenizer_command(CLI::App& app, std::function<void()>& run);
 void add_tokenizer_train(CLI::App& tokenizer_cmd, std::function<void()>& run);  // subcommand of tokenizer
 void add_data_augment(CLI::App& data_cmd, std::function<void()>& run);  // subcommand of data

@@ -36,6 +36,17 @@ void AdamW::step(float grad_scale) {
   }
 }
 
+std::vector<AdamW::ParamState> AdamW::state() const {
+  std::vector<ParamState> out;
+  for (const Slot& s : slots_) out.push_back({s.param, s.m, s.v});
+  return out;
+}
+
+void AdamW::set_steps(int64_t steps) {
+  LD_CHECK(steps >= 0, "AdamW: the step count must be >= 0, got ", steps);
+  step_ = steps;
+}
+
 void AdamW::zero_grad() {
   for (Slot& s : slots_) s.param.zero_grad();
 }

@@ -36,6 +36,15 @@ class AdamW {
   float lr() const { return options_.lr; }
   int64_t steps() const { return step_; }
 
+  // The state, for checkpoints: each parameter with its first and second moments, in the order the
+  // groups listed them. The tensors are the optimizer's own: copy_ into m and v (and set_steps) to
+  // restore a saved state.
+  struct ParamState {
+    Tensor param, m, v;
+  };
+  std::vector<ParamState> state() const;
+  void set_steps(int64_t steps);
+
  private:
   struct Slot {
     Tensor param, m, v;

@@ -91,6 +91,8 @@ const std::vector<Row>& rows() {
        "Training objective; auto: clm (next token) for causal models, mlm (masked tokens) for bert.", {"task"}},
       {"train.mlm_probability", LD_FIELD(train.mlm_probability), Range::unit, "",
        "mlm: fraction of tokens selected for prediction (80% masked, 10% random, 10% kept).", {"mask_prob"}},
+      {"train.mask_token_id", LD_FIELD(train.mask_token_id), Range::any, "",
+       "mlm: the id that replaces masked tokens; -1: the tokenizer's [MASK] (or <mask>).", {"mask_id"}},
 
       {"eval.every", LD_FIELD(eval.every), Range::non_negative, "",
        "Evaluate on the held-out split every this many steps; 0: never.", {"eval_interval", "eval_steps"}},

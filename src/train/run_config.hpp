@@ -53,6 +53,7 @@ struct TrainSection {
   int64_t threads = 0;              // 0 = all cores
   std::string objective = "auto";   // auto | clm | mlm; resolved: clm for causal models, mlm for bert
   double mlm_probability = 0.15;
+  int64_t mask_token_id = -1;       // mlm; -1 = the tokenizer's [MASK] or <mask>
 };
 
 struct EvalSection {

@@ -40,6 +40,17 @@ void Sgd::step(float grad_scale) {
   }
 }
 
+std::vector<Sgd::ParamState> Sgd::state() const {
+  std::vector<ParamState> out;
+  for (const Slot& s : slots_) out.push_back({s.param, s.momentum_buffer});
+  return out;
+}
+
+void Sgd::set_steps(int64_t steps) {
+  LD_CHECK(steps >= 0, "SGD: the step count must be >= 0, got ", steps);
+  step_ = steps;
+}
+
 void Sgd::zero_grad() {
   for (Slot& s : slots_) s.param.zero_grad();
 }

@@ -29,6 +29,14 @@ class Sgd {
   float lr() const { return options_.lr; }
   int64_t steps() const { return step_; }
 
+  // The state, for checkpoints: each parameter with its momentum buffer (undefined when momentum is
+  // 0), in the order the groups listed them. copy_ into the buffers (and set_steps) to restore.
+  struct ParamState {
+    Tensor param, momentum_buffer;
+  };
+  std::vector<ParamState> state() const;
+  void set_steps(int64_t steps);
+
  private:
   struct Slot {
     Tensor param, momentum_buffer;  // the buffer is undefined when momentum is 0

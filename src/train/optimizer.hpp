@@ -1,0 +1,54 @@
+#pragma once
+// The optimizer a run configuration chooses (train.optimizer: AdamW or SGD) behind one interface,
+// with its state named by parameter so that a checkpoint's optimizer.safetensors can be read by a
+// person or another tool: "<parameter>.exp_avg" and "<parameter>.exp_avg_sq" (AdamW's m and v, as
+// torch names them), "<parameter>.momentum_buffer" (SGD), plus the step count in the metadata.
+//
+// Parameter groups follow train/param_groups.hpp: train.weight_decay on weight matrices, none on
+// norms, biases and embeddings. Frozen parameters are left out.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "train/adamw.hpp"
+#include "train/run_config.hpp"
+#include "train/sgd.hpp"
+
+namespace ld::train {
+
+inline constexpr const char* kOptimizerFile = "optimizer.safetensors";
+
+class Optimizer {
+ public:
+  // train.optimizer, lr (the schedule sets it before each step), betas, eps, momentum, weight_decay.
+  Optimizer(const std::vector<std::pair<std::string, Tensor>>& named_params, const TrainSection& train);
+
+  const std::string& kind() const { return kind_; }  // "adamw" | "sgd"
+  void set_lr(double lr);
+  void step(float grad_scale = 1.0f);
+  void zero_grad();
+  int64_t steps() const;
+  // The trainable parameters, each tensor once (for clipping and loss-scale checks).
+  const std::vector<Tensor>& params() const { return params_; }
+
+  // The live state tensors under their names (see above).
+  std::vector<std::pair<std::string, Tensor>> state_tensors() const;
+  // Writes `path` (safetensors; metadata: optimizer, step).
+  void save(const std::filesystem::path& path) const;
+  // Restores a save(): same optimizer kind, every state tensor present with its shape and nothing
+  // else. Errors name the file and the tensor.
+  void load(const std::filesystem::path& path);
+
+ private:
+  std::string kind_;
+  std::vector<Tensor> params_;
+  std::vector<std::string> names_;  // names_[i] names params_[i] (the first of a tied tensor's names)
+  std::unique_ptr<AdamW> adamw_;
+  std::unique_ptr<Sgd> sgd_;
+};
+
+}  // namespace ld::train
