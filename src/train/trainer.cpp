@@ -190,8 +190,23 @@ Trainer::Trainer(const RunConfig& config, TrainOptions options)
   started_ = last_shown_ = Clock::now();
 }
 
+namespace {
+
+// The model's config with the dataset's end-of-text id as its EOS (and as BOS when the config's
+// BOS lies outside the vocabulary: GPT-2's 50256 default on a small vocabulary), so the saved
+// folder's generation stops where the training documents ended.
+io::HfModelConfig with_dataset_special_ids(io::HfModelConfig hf, const data::DatasetIndex& index) {
+  if (index.eos_id < 0) return hf;
+  hf.eos_token_id = index.eos_id;
+  hf.eos_token_ids = {index.eos_id};
+  if (hf.bos_token_id >= hf.stack.vocab_size) hf.bos_token_id = index.eos_id;
+  return hf;
+}
+
+}  // namespace
+
 void Trainer::build_model() {
-  const io::HfModelConfig& hf = c_.model.hf;
+  const io::HfModelConfig hf = with_dataset_special_ids(c_.model.hf, index_);
   const std::string& objective = c_.train.objective;
   LD_CHECK(seq_len_ >= 1 && seq_len_ <= hf.stack.n_positions, "train.seq_len=", seq_len_,
            " must be in [1, the model's context length ", hf.stack.n_positions, "]");
@@ -415,7 +430,7 @@ void Trainer::save(TrainResult& result) {
   state_.generator_seed = default_generator().seed();
   state_.generator_offset = default_generator().offset();
   result.last_checkpoint = save_checkpoint(run_dir_, {.model = module(),
-                                                      .config = c_.model.hf,
+                                                      .config = with_dataset_special_ids(c_.model.hf, index_),
                                                       .optimizer = *optimizer_,
                                                       .state = state_,
                                                       .tokenizer_from = tokenizer_folder()});
@@ -467,7 +482,7 @@ TrainResult Trainer::run() {
   }
   if (!result.interrupted) {
     const fs::path final_dir = run_dir_ / "model";
-    models::save_pretrained(module(), c_.model.hf, final_dir, /*force=*/true, tokenizer_folder());
+    models::save_pretrained(module(), with_dataset_special_ids(c_.model.hf, index_), final_dir, /*force=*/true, tokenizer_folder());
     if (o_.print) std::printf("model saved to %s\n", final_dir.string().c_str());
   }
   result.step = state_.step;

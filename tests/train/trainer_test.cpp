@@ -163,6 +163,8 @@ void expect_learns(const char* model_yaml) {
   // The final model in RUN/model equals the last checkpoint's, and predicts the pattern.
   auto final_model = models::load_causal_lm(tmp / "run" / "model");
   auto checkpoint_model = models::load_causal_lm(kept[1].second);
+  // generation stops where the training documents ended: the dataset's EOS, not GPT-2's 50256
+  EXPECT_EQ(final_model->hf_config().eos_token_ids, std::vector<int64_t>{kEos});
   const Tensor ids = from_vector<int64_t>({3, 4, 5, 6, 7, 8}, {1, 6});
   const Tensor a = final_model->forward(ids), b = checkpoint_model->forward(ids);
   EXPECT_EQ(test::max_abs_diff(a, b), 0.0);
