@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/checkpoint.hpp"
 #include "autograd/grad_mode.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
@@ -24,6 +25,19 @@ void CausalLM::set_checkpointing(int64_t every_k) {
 
 bool CausalLM::checkpoints_block(int64_t i, const LmInputs& inputs) const {
   return checkpoint_every_ > 0 && i % checkpoint_every_ == 0 && inputs.cache == nullptr && autograd::grad_enabled();
+}
+
+BlockOutput run_checkpointed(const BlockFn& block, const Tensor& residual, const Tensor& normed) {
+  auto dropped = std::make_shared<int64_t>(0);
+  auto fn = [block, dropped](const std::vector<Tensor>& x) {
+    BlockOutput r = block(x[0], x[1]);
+    *dropped = r.dropped;
+    std::vector<Tensor> out{r.residual, r.normed};
+    if (r.aux_loss.defined()) out.push_back(r.aux_loss);
+    return out;
+  };
+  std::vector<Tensor> out = autograd::checkpoint(fn, {residual, normed});
+  return {.residual = out[0], .normed = out[1], .aux_loss = out.size() > 2 ? out[2] : Tensor(), .dropped = *dropped};
 }
 
 namespace {

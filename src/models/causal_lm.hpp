@@ -8,6 +8,7 @@
 // (cumsum(mask) - 1, HF's position_ids), and no query attends to a padding key.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "core/tensor.hpp"
@@ -75,6 +76,19 @@ struct AttentionContext {
   Tensor mask;       // undefined, or u8 [B or 1, 1, T or 1, past + T] (1 = may attend); combined with causal
   int64_t past = 0;  // tokens already in the cache
 };
+
+// What one pre-norm decoder block hands to the next: the residual stream, the next norm's output
+// (the norms are fused into the residual adds), and an MoE block's auxiliary loss and dropped slots.
+struct BlockOutput {
+  Tensor residual, normed, aux_loss;  // aux_loss: MoE blocks only
+  int64_t dropped = 0;
+};
+
+// Runs `block` (residual, normed -> BlockOutput, without a KV cache) under activation checkpointing:
+// nothing inside it is kept for backward, which runs it again. The function is kept until then, so
+// it must own (copy) what it reads besides the module it points to.
+using BlockFn = std::function<BlockOutput(const Tensor& residual, const Tensor& normed)>;
+BlockOutput run_checkpointed(const BlockFn& block, const Tensor& residual, const Tensor& normed);
 
 // Checks ids against the vocabulary and the cache, then builds the context. max_positions limits the
 // positions reached (learned position tables); sliding_window 0 = none.

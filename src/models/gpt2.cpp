@@ -6,7 +6,6 @@
 #include <tuple>
 #include <vector>
 
-#include "autograd/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "ops/ops.hpp"
@@ -130,17 +129,12 @@ namespace {
 
 // One block on the pre-norm residual stream, with the next LayerNorm (the following block's ln_1, or
 // ln_f) fused into the residual add that ends it.
-struct BlockResult {
-  Tensor residual, normed, aux_loss;  // aux_loss: MoE blocks only
-  int64_t dropped = 0;
-};
-
-BlockResult run_block(const Gpt2Block& block, const nn::LayerNorm& next, const Tensor& residual, const Tensor& normed,
+BlockOutput run_block(const Gpt2Block& block, const nn::LayerNorm& next, const Tensor& residual, const Tensor& normed,
                       const AttentionContext& ctx, KvCache* cache, int64_t i) {
   const nn::LayerNorm& ln_2 = *block.ln_2;
   ops::ResidualNorm mid =
       ops::add_layernorm(block.attn->forward(normed, ctx, cache, i), residual, ln_2.weight, ln_2.bias, ln_2.eps);
-  BlockResult r;
+  BlockOutput r;
   Tensor ffn;
   if (block.mlp) {
     ffn = block.mlp->forward(mid.normed);
@@ -156,24 +150,6 @@ BlockResult run_block(const Gpt2Block& block, const nn::LayerNorm& next, const T
   return r;
 }
 
-// The same under activation checkpointing: nothing inside the block is kept for backward, which
-// runs it again. The closure outlives run() (backward calls it), so it holds the context by value.
-BlockResult run_block_checkpointed(const Gpt2Block& block, const nn::LayerNorm& next, const Tensor& residual,
-                                   const Tensor& normed, const AttentionContext& ctx, int64_t i) {
-  auto dropped = std::make_shared<int64_t>(0);
-  const Gpt2Block* block_ptr = &block;
-  const nn::LayerNorm* next_ptr = &next;
-  auto fn = [block_ptr, next_ptr, ctx, i, dropped](const std::vector<Tensor>& x) {
-    BlockResult r = run_block(*block_ptr, *next_ptr, x[0], x[1], ctx, nullptr, i);
-    *dropped = r.dropped;
-    std::vector<Tensor> out{r.residual, r.normed};
-    if (r.aux_loss.defined()) out.push_back(r.aux_loss);
-    return out;
-  };
-  std::vector<Tensor> out = autograd::checkpoint(fn, {residual, normed});
-  return {.residual = out[0], .normed = out[1], .aux_loss = out.size() > 2 ? out[2] : Tensor(), .dropped = *dropped};
-}
-
 }  // namespace
 
 LmOutput Gpt2LMHeadModel::run(const LmInputs& in) const {
@@ -187,8 +163,11 @@ LmOutput Gpt2LMHeadModel::run(const LmInputs& in) const {
   // as models::forward_logits does it.
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const nn::LayerNorm& next = i + 1 < c.n_layer ? *transformer->block(i + 1).ln_1 : *transformer->ln_f;
-    BlockResult r = checkpoints_block(i, in)
-                        ? run_block_checkpointed(transformer->block(i), next, residual, normed, ctx, i)
+    BlockOutput r = checkpoints_block(i, in)
+                        ? run_checkpointed([block = &transformer->block(i), next_norm = &next, ctx, i](
+                                               const Tensor& res, const Tensor& nrm) {
+                            return run_block(*block, *next_norm, res, nrm, ctx, nullptr, i);
+                          }, residual, normed)
                         : run_block(transformer->block(i), next, residual, normed, ctx, in.cache, i);
     if (r.aux_loss.defined()) out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, r.aux_loss) : r.aux_loss;
     out.dropped_tokens += r.dropped;

@@ -5,7 +5,6 @@
 #include <tuple>
 #include <vector>
 
-#include "autograd/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "ops/ops.hpp"
@@ -116,17 +115,12 @@ namespace {
 
 // One decoder layer on the pre-norm residual stream, with the next norm (the following layer's
 // input_layernorm, or the final norm) fused into the residual add that ends it.
-struct LayerResult {
-  Tensor residual, normed, aux_loss;  // aux_loss: MoE layers only
-  int64_t dropped = 0;
-};
-
-LayerResult run_layer(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, const Tensor& residual,
+BlockOutput run_layer(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, const Tensor& residual,
                       const Tensor& normed, const AttentionContext& ctx, KvCache* cache, int64_t i) {
   const nn::RMSNorm& post = *layer.post_attention_layernorm;
   ops::ResidualNorm mid =
       ops::add_rmsnorm(layer.self_attn->forward(normed, ctx, cache, i), residual, post.weight, post.eps);
-  LayerResult r;
+  BlockOutput r;
   Tensor ffn;
   if (layer.mlp) {
     ffn = layer.mlp->forward(mid.normed);
@@ -142,24 +136,6 @@ LayerResult run_layer(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, c
   return r;
 }
 
-// The same under activation checkpointing: nothing inside the layer is kept for backward, which
-// runs it again. The closure outlives run() (backward calls it), so it holds the context by value.
-LayerResult run_layer_checkpointed(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, const Tensor& residual,
-                                   const Tensor& normed, const AttentionContext& ctx, int64_t i) {
-  auto dropped = std::make_shared<int64_t>(0);
-  const LlamaDecoderLayer* layer_ptr = &layer;
-  const nn::RMSNorm* next_ptr = &next;
-  auto fn = [layer_ptr, next_ptr, ctx, i, dropped](const std::vector<Tensor>& x) {
-    LayerResult r = run_layer(*layer_ptr, *next_ptr, x[0], x[1], ctx, nullptr, i);
-    *dropped = r.dropped;
-    std::vector<Tensor> out{r.residual, r.normed};
-    if (r.aux_loss.defined()) out.push_back(r.aux_loss);
-    return out;
-  };
-  std::vector<Tensor> out = autograd::checkpoint(fn, {residual, normed});
-  return {.residual = out[0], .normed = out[1], .aux_loss = out.size() > 2 ? out[2] : Tensor(), .dropped = *dropped};
-}
-
 }  // namespace
 
 LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
@@ -172,8 +148,13 @@ LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
   Tensor normed = model->layer(0).input_layernorm->forward(residual);
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const nn::RMSNorm& next = i + 1 < c.n_layer ? *model->layer(i + 1).input_layernorm : *model->norm;
-    LayerResult r = checkpoints_block(i, in) ? run_layer_checkpointed(model->layer(i), next, residual, normed, ctx, i)
-                                             : run_layer(model->layer(i), next, residual, normed, ctx, in.cache, i);
+    const LlamaDecoderLayer* layer = &model->layer(i);
+    const nn::RMSNorm* next_norm = &next;
+    BlockOutput r = checkpoints_block(i, in)
+                        ? run_checkpointed([layer, next_norm, ctx, i](const Tensor& res, const Tensor& nrm) {
+                            return run_layer(*layer, *next_norm, res, nrm, ctx, nullptr, i);
+                          }, residual, normed)
+                        : run_layer(*layer, next, residual, normed, ctx, in.cache, i);
     if (r.aux_loss.defined()) out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, r.aux_loss) : r.aux_loss;
     out.dropped_tokens += r.dropped;
     residual = r.residual;
