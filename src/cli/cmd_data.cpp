@@ -90,23 +90,8 @@ void add_prepare(CLI::App& data_cmd, std::function<void()>& run) {
 }  // namespace
 
 void add_data_command(CLI::App& app, std::function<void()>& run) {
-  auto* cmd = app.add_subcommand("data", "Prepare and augment training data");
-  cmd->require_subcommand(1);
-  // Each subcommand registers itself with its own runner; the one that was parsed runs.
-  auto runners = std::make_shared<std::vector<std::pair<CLI::App*, std::function<void()>>>>();
-  auto add = [&](auto add_sub) {
-    std::function<void()> sub_run;
-    size_t before = cmd->get_subcommands({}).size();
-    add_sub(*cmd, sub_run);
-    auto subs = cmd->get_subcommands({});
-    if (subs.size() > before) runners->emplace_back(subs.back(), std::move(sub_run));
-  };
-  add(add_prepare);
-  add(add_data_augment);
-  run = [runners] {
-    for (auto& [sub, sub_run] : *runners)
-      if (sub->parsed() && sub_run) sub_run();
-  };
+  add_command_group(app, run, "data", "Prepare and augment training data",
+                    {add_prepare, add_data_augment});
 }
 
 }  // namespace ld::cli

@@ -330,30 +330,15 @@ void add_label_metric(CLI::App& parent, std::function<void()>& run, const char* 
 }  // namespace
 
 void add_metrics_command(CLI::App& app, std::function<void()>& run) {
-  auto* cmd = app.add_subcommand("metrics", "Score hypotheses against references: bleu, chrf, rouge, f1, accuracy");
-  cmd->require_subcommand(1);
-  auto runners = std::make_shared<std::vector<std::pair<CLI::App*, std::function<void()>>>>();
-  auto add = [&](auto add_sub) {
-    std::function<void()> sub_run;
-    size_t before = cmd->get_subcommands({}).size();
-    add_sub(*cmd, sub_run);
-    auto subs = cmd->get_subcommands({});
-    if (subs.size() > before) runners->emplace_back(subs.back(), std::move(sub_run));
-  };
-  add(add_bleu);
-  add(add_chrf);
-  add(add_rouge);
-  add([](CLI::App& p, std::function<void()>& r) {
+  const AddCommand add_f1 = [](CLI::App& p, std::function<void()>& r) {
     add_label_metric(p, r, "f1", "Precision, recall and F1 (per class, micro, macro, weighted) and the confusion matrix",
                      run_f1);
-  });
-  add([](CLI::App& p, std::function<void()>& r) {
-    add_label_metric(p, r, "accuracy", "Fraction of predicted labels equal to the reference", run_accuracy);
-  });
-  run = [runners] {
-    for (auto& [sub, sub_run] : *runners)
-      if (sub->parsed() && sub_run) sub_run();
   };
+  const AddCommand add_accuracy = [](CLI::App& p, std::function<void()>& r) {
+    add_label_metric(p, r, "accuracy", "Fraction of predicted labels equal to the reference", run_accuracy);
+  };
+  add_command_group(app, run, "metrics", "Score hypotheses against references: bleu, chrf, rouge, f1, accuracy",
+                    {add_bleu, add_chrf, add_rouge, add_f1, add_accuracy});
 }
 
 }  // namespace ld::cli

@@ -3,8 +3,18 @@
 // options and a function to run when that subcommand is selected.
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace ld::cli {
+
+// Adds one subcommand to `parent` and sets `run` to what it does when selected.
+using AddCommand = std::function<void(CLI::App& parent, std::function<void()>& run)>;
+
+// A command whose work is in its subcommands (`liandan data prepare`, `liandan metrics bleu`):
+// registers each of them and sets `run` to run the one that was parsed.
+void add_command_group(CLI::App& app, std::function<void()>& run, const std::string& name,
+                       const std::string& description, const std::vector<AddCommand>& subcommands);
 
 void register_commands(CLI::App& app);
 void run_selected(CLI::App& app);
