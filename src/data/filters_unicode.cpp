@@ -2,9 +2,8 @@
 
 #include <utf8proc.h>
 
-#include <cstdlib>
-
 #include "core/error.hpp"
+#include "tokenizer/pretokenize.hpp"
 
 namespace ld::data {
 
@@ -34,49 +33,10 @@ Normalization parse_normalization(const std::string& name) {
   LD_FAIL("--normalize: expected none, nfc or nfkc, got '", name, "'");
 }
 
-namespace {
-bool is_ascii(std::string_view text) {
-  for (unsigned char c : text)
-    if (c >= 0x80) return false;
-  return true;
-}
-
-void append_mapped(std::string_view valid, utf8proc_option_t options, std::string& out) {
-  if (valid.empty()) return;
-  utf8proc_uint8_t* mapped = nullptr;
-  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
-                                    static_cast<utf8proc_ssize_t>(valid.size()), &mapped, options);
-  if (n < 0) {  // only for invalid input, which the caller has split off; keep the text
-    out.append(valid);
-    return;
-  }
-  out.append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
-  std::free(mapped);
-}
-}  // namespace
 
 std::string normalize_unicode(std::string_view text, Normalization form) {
-  if (form == Normalization::none || is_ascii(text)) return std::string(text);
-  int flags = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
-  if (form == Normalization::nfkc) flags |= UTF8PROC_COMPAT;
-  const auto options = static_cast<utf8proc_option_t>(flags);
-  std::string out;
-  out.reserve(text.size());
-  auto bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
-  size_t run_start = 0, pos = 0;
-  while (pos < text.size()) {
-    utf8proc_int32_t cp = 0;
-    utf8proc_ssize_t len = utf8proc_iterate(bytes + pos, static_cast<utf8proc_ssize_t>(text.size() - pos), &cp);
-    if (len > 0) {
-      pos += static_cast<size_t>(len);
-      continue;
-    }
-    append_mapped(text.substr(run_start, pos - run_start), options, out);
-    out.push_back(text[pos]);  // an invalid byte stays a byte
-    run_start = ++pos;
-  }
-  append_mapped(text.substr(run_start), options, out);
-  return out;
+  if (form == Normalization::none) return std::string(text);
+  return tok::unicode_normalize(text, /*compatibility=*/form == Normalization::nfkc);
 }
 
 std::string lowercase(std::string_view text) {

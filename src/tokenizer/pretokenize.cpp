@@ -95,12 +95,11 @@ bool is_ascii(std::string_view text) {
   return true;
 }
 
-void append_nfc(std::string_view valid, std::string& out) {
+void append_normalized(std::string_view valid, utf8proc_option_t options, std::string& out) {
   if (valid.empty()) return;
   utf8proc_uint8_t* mapped = nullptr;
   utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
-                                    static_cast<utf8proc_ssize_t>(valid.size()), &mapped,
-                                    static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+                                    static_cast<utf8proc_ssize_t>(valid.size()), &mapped, options);
   if (n < 0) {  // cannot happen for valid input; keep the text rather than lose it
     out.append(valid);
     return;
@@ -110,8 +109,12 @@ void append_nfc(std::string_view valid, std::string& out) {
 }
 }  // namespace
 
-std::string nfc_normalize(std::string_view text) {
+std::string nfc_normalize(std::string_view text) { return unicode_normalize(text, /*compatibility=*/false); }
+
+std::string unicode_normalize(std::string_view text, bool compatibility) {
   if (is_ascii(text)) return std::string(text);
+  const auto options = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE |
+                                                      (compatibility ? UTF8PROC_COMPAT : 0));
   std::string out;
   out.reserve(text.size());
   auto bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
@@ -123,11 +126,11 @@ std::string nfc_normalize(std::string_view text) {
       pos += static_cast<size_t>(len);
       continue;
     }
-    append_nfc(text.substr(run_start, pos - run_start), out);
+    append_normalized(text.substr(run_start, pos - run_start), options, out);
     out.push_back(text[pos]);  // an invalid byte stays a byte
     run_start = ++pos;
   }
-  append_nfc(text.substr(run_start), out);
+  append_normalized(text.substr(run_start), options, out);
   return out;
 }
 

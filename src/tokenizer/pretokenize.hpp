@@ -31,7 +31,8 @@ class Pretokenizer {
   void* code_ = nullptr;  // pcre2_code*
 };
 
-// Valid UTF-8 runs in NFC; invalid bytes are kept as they are.
-std::string nfc_normalize(std::string_view text);
+// Valid UTF-8 runs in NFC (or NFKC with compatibility); invalid bytes are kept as they are.
+std::string unicode_normalize(std::string_view text, bool compatibility);
+std::string nfc_normalize(std::string_view text);  // unicode_normalize(text, false)
 
 }  // namespace ld::tok
