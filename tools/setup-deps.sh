@@ -18,6 +18,7 @@ packages=(
 test_packages=(
   python3-torch python3-numpy  # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
   python3-nltk           # BLEU reference (corpus_bleu) for the metrics tests
+  python3-jinja2         # chat template reference renderer for the jinja tests
   libopenblas0-openmp    # so python3-torch's BLAS is OpenBLAS, not the 10-40x slower reference BLAS
   sentencepiece          # tokenizer tests/bench: spm_encode/spm_train
 )
