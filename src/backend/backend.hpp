@@ -22,6 +22,12 @@ enum class UnaryOp : uint8_t { neg, exp, log, sqrt, tanh, sigmoid, relu, gelu_ta
 enum class RandomKind : uint8_t { uniform, normal };
 enum class RopeLayout : uint8_t { interleaved, half };  // pairs (2i, 2i+1) as GPT-J/llama2.c; (i, i+d/2) as HF LLaMA
 
+// The precision a matrix product computes in (ops/autocast.hpp sets it for matmul and linear).
+// bf16/fp16: A and B are rounded to that type (round to nearest even) and products accumulate in
+// f32; fp16 also rounds the result to fp16 (overflow to inf), as a real fp16 GEMM's output would be.
+// The buffers stay f32 either way.
+enum class ComputePrecision : uint8_t { f32, bf16, fp16 };
+
 // Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], op(X) = X or X^T.
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
@@ -35,6 +41,7 @@ struct GemmArgs {
   int64_t ldc = 0;
   int64_t batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items (0 = shared)
+  ComputePrecision precision = ComputePrecision::f32;
 };
 
 // Scaled-dot-product attention over q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] (Hq a multiple of Hkv:

@@ -1,6 +1,9 @@
 // matmul (batched, broadcasting, transposed views read in place) and linear (x W^T + b), both on
 // the backend's gemm; with a bf16 weight (infer::to_bf16_weights), forward only on linear_bf16.
+// Every product, forward and backward, computes in the autocast precision current when it runs
+// (ops/autocast.hpp): the trainer runs the backward inside the forward's scope.
 #include "autograd/grad_mode.hpp"
+#include "ops/autocast.hpp"
 #include "ops/op_utils.hpp"
 #include "ops/ops.hpp"
 
@@ -113,6 +116,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   g.b = ob.ptr, g.ldb = ob.ld, g.stride_b = ob.batch_stride;
   g.c = out.data<float>(), g.ldc = std::max<int64_t>(n, 1), g.stride_c = m * n;
   g.batch = shape_numel(batch);
+  g.precision = autocast_precision();
   out.backend().gemm(g);
   if (auto node = make_node<MatmulBackward>({a_in, b_in})) {
     node->a = a_in.detach();
@@ -138,6 +142,7 @@ struct LinearBackward : Node {
       GemmArgs a;  // dX[N,in] = G[N,out] W[out,in]
       a.m = rows, a.n = in, a.k = out;
       a.a = g.data<float>(), a.lda = out, a.b = weight.data<float>(), a.ldb = in, a.c = dx.data<float>(), a.ldc = in;
+      a.precision = autocast_precision();
       be.gemm(a);
       dx = dx.view(x_shape);
     }
@@ -147,6 +152,7 @@ struct LinearBackward : Node {
       a.trans_a = true;
       a.m = out, a.n = in, a.k = rows;
       a.a = g.data<float>(), a.lda = out, a.b = x2.data<float>(), a.ldb = in, a.c = dw.data<float>(), a.ldc = in;
+      a.precision = autocast_precision();
       be.gemm(a);
     }
     if (needs_input_grad(2)) {
@@ -217,6 +223,7 @@ Tensor linear(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
     out.copy_(bias.detach());
     g.beta = 1.0f;
   }
+  g.precision = autocast_precision();
   out.backend().gemm(g);
   out = out.view(out_shape);
   if (auto node = make_node<LinearBackward>({x, weight_in, bias})) {

@@ -8,6 +8,7 @@
 //   dY^T @ X with min(M, N) <= 256 (a weight gradient with a narrow side): 8192x256x2048 422 vs 329,
 //   1024x256x2048 466 vs 398 (wider ones stay on sgemm: 50257x768x1024 410 vs 473).
 //   Primitives are created once per shape and cached.
+// bf16/fp16 products (GemmArgs::precision, set under ops::AutocastScope) go to gemm_half.cpp.
 #include <dnnl.hpp>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/gemm_half.hpp"
 #include "backend/cpu/small_m_gemm.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
@@ -94,19 +96,8 @@ MatmulCache& matmul_cache() {
   return cache;
 }
 
-}  // namespace
-
-void CpuBackend::gemm(const GemmArgs& g) {
-  if (g.m == 0 || g.n == 0) return;
-  if (g.k == 0) {
-    for (int64_t bi = 0; bi < g.batch; ++bi)
-      for (int64_t i = 0; i < g.m; ++i)
-        for (int64_t j = 0; j < g.n; ++j) {
-          float& c = g.c[bi * g.stride_c + i * g.ldc + j];
-          c = g.beta == 0.0f ? 0.0f : g.beta * c;
-        }
-    return;
-  }
+// An f32 product with m, n, k > 0: the entry point measured fastest for its shape.
+void gemm_f32(const GemmArgs& g) {
   if (takes_small_m_kernel(g)) {
     cpu::small_m_gemm(g.m, g.n, g.k, g.a, g.lda, g.b, g.ldb, /*w_kn=*/!g.trans_b, g.c, g.ldc, g.beta != 0.0f);
     return;
@@ -126,6 +117,26 @@ void CpuBackend::gemm(const GemmArgs& g) {
   }
   for (int64_t bi = 0; bi < g.batch; ++bi)
     sgemm_one(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c);
+}
+
+}  // namespace
+
+void CpuBackend::gemm(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) {
+    for (int64_t bi = 0; bi < g.batch; ++bi)
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.n; ++j) {
+          float& c = g.c[bi * g.stride_c + i * g.ldc + j];
+          c = g.beta == 0.0f ? 0.0f : g.beta * c;
+        }
+    return;
+  }
+  if (g.precision != ComputePrecision::f32) {
+    cpu::gemm_half(g, gemm_f32);  // autocast: bf16/fp16 operands, f32 accumulation (gemm_half.cpp)
+    return;
+  }
+  gemm_f32(g);
 }
 
 // Few rows: the small-M kernel widens W in registers. More rows (a prefill, or X W from 3 rows on,

@@ -1,0 +1,223 @@
+// Autocast (ops/autocast.hpp): bf16/fp16 matrix products against float64 products of the rounded
+// operands, on the backend's gemm directly (every transpose, alpha, beta, batches) and through
+// matmul/linear with their gradients; f32 outside any scope; scopes nest and restore.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cpu/gemm_half.hpp"
+#include "core/dtype.hpp"
+#include "core/rng.hpp"
+#include "ops/autocast.hpp"
+#include "ops/ops.hpp"
+#include "test_util.hpp"
+
+namespace ld {
+namespace {
+
+using ops::AutocastScope;
+using ops::ComputePrecision;
+
+double round_to(ComputePrecision p, double x) {
+  const float f = float(x);
+  if (p == ComputePrecision::bf16) return bf16_to_f32(f32_to_bf16(f));
+  if (p == ComputePrecision::fp16) return f16_to_f32(f32_to_f16(f));
+  return f;
+}
+
+std::vector<float> random_values(int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  return randn({n}, &gen).to_vector<float>();
+}
+
+// C[b] = alpha op(A[b]) op(B[b]) + beta C0[b] in float64 on rounded A, B (an operand is shared by all batches
+// when its batch stride is 0); fp16 then rounds the result as a real fp16 GEMM writes it.
+std::vector<double> reference_gemm(const GemmArgs& g, const std::vector<float>& a, const std::vector<float>& b,
+                                   const std::vector<float>& c0) {
+  std::vector<double> c(c0.begin(), c0.end());  // padding stays as it was
+  for (int64_t bi = 0; bi < g.batch; ++bi)
+    for (int64_t i = 0; i < g.m; ++i)
+      for (int64_t j = 0; j < g.n; ++j) {
+        double acc = 0;
+        for (int64_t p = 0; p < g.k; ++p) {
+          const double x = a[size_t(bi * g.stride_a + (g.trans_a ? p * g.lda + i : i * g.lda + p))];
+          const double y = b[size_t(bi * g.stride_b + (g.trans_b ? j * g.ldb + p : p * g.ldb + j))];
+          acc += round_to(g.precision, x) * round_to(g.precision, y);
+        }
+        const size_t at = size_t(bi * g.stride_c + i * g.ldc + j);
+        const double v = g.alpha * acc + (g.beta != 0.0f ? g.beta * double(c0[at]) : 0.0);
+        c[at] = g.precision == ComputePrecision::fp16 ? round_to(g.precision, v) : v;
+      }
+  return c;
+}
+
+enum class Shared { none, a, b };  // an operand shared by all batch items (batch stride 0)
+
+// One product of m x k by k x n with the given layout, checked against reference_gemm.
+void check_gemm(ComputePrecision precision, bool trans_a, bool trans_b, float alpha, float beta, int64_t batch,
+                Shared shared = Shared::none) {
+  GemmArgs g;
+  g.precision = precision;
+  g.trans_a = trans_a, g.trans_b = trans_b;
+  g.m = 9, g.n = 11, g.k = 70;
+  g.alpha = alpha, g.beta = beta;
+  g.lda = (trans_a ? g.m : g.k) + 3;  // padded leading dimensions
+  g.ldb = (trans_b ? g.k : g.n) + 2;
+  g.ldc = g.n + 1;
+  g.batch = batch;
+  const int64_t a_size = (trans_a ? g.k : g.m) * g.lda, b_size = (trans_b ? g.n : g.k) * g.ldb;
+  g.stride_a = shared == Shared::a ? 0 : a_size;
+  g.stride_b = shared == Shared::b ? 0 : b_size;
+  g.stride_c = g.m * g.ldc;
+  const std::vector<float> a = random_values(shared == Shared::a ? a_size : batch * a_size, 1);
+  const std::vector<float> b = random_values(shared == Shared::b ? b_size : batch * b_size, 2);
+  const std::vector<float> c0 = random_values(batch * g.stride_c, 3);
+  std::vector<float> c = c0;
+  g.a = a.data(), g.b = b.data(), g.c = c.data();
+  backend_for(kCPU).gemm(g);
+  const std::vector<double> want = reference_gemm(g, a, b, c0);
+  double worst = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    // f32 accumulation over k = 70 terms of size ~1; fp16 output: one fp16 ulp (the f32 sum may round
+    // to the other side of a tie than the float64 one).
+    const double fp16_ulp = precision == ComputePrecision::fp16 ? std::abs(want[i]) / 1024 : 0.0;
+    const double tol = 2e-5 * (1 + std::abs(want[i])) + fp16_ulp;
+    worst = std::max(worst, std::abs(c[i] - want[i]) / tol);
+  }
+  EXPECT_LE(worst, 1.0) << "precision " << ops::compute_precision_name(precision) << " trans_a " << trans_a
+                        << " trans_b " << trans_b << " alpha " << alpha << " beta " << beta << " batch " << batch
+                        << " shared " << int(shared);
+}
+
+void check_all_layouts(ComputePrecision p) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 1.0f}) check_gemm(p, ta, tb, 1.0f, beta, 1);
+  check_gemm(p, false, true, 0.5f, 0.0f, 1);  // alpha
+  check_gemm(p, true, false, 1.0f, 0.5f, 1);  // beta other than 0 and 1
+  check_gemm(p, false, false, 1.0f, 0.0f, 3);
+  check_gemm(p, true, true, 0.25f, 1.0f, 3, Shared::b);
+  check_gemm(p, false, true, 1.0f, 0.0f, 3, Shared::a);
+}
+
+TEST(Autocast, Bf16GemmsMatchFloat64ProductsOfRoundedOperands) {
+  check_all_layouts(ComputePrecision::bf16);  // oneDNN's bf16 kernels where the CPU has them
+  cpu::ForceEmulatedBf16 emulated;            // what a CPU without them runs
+  check_all_layouts(ComputePrecision::bf16);
+}
+
+TEST(Autocast, Fp16GemmsMatchFloat64ProductsOfRoundedOperands) { check_all_layouts(ComputePrecision::fp16); }
+
+TEST(Autocast, RoundingIsVisibleAndFp16OverflowsToInfinity) {
+  // 1 + 2^-10 is not a bf16 value (8 bits): the bf16 product sees 1; f32 sees it exactly.
+  const float x = 1.0f + 1.0f / 1024;
+  const Tensor a = full({1, 1}, x), b = full({1, 1}, 1.0f);
+  EXPECT_EQ(ops::matmul(a, b).item(), double(x));
+  {
+    AutocastScope bf16(ComputePrecision::bf16);
+    EXPECT_EQ(ops::matmul(a, b).item(), 1.0);
+  }
+  AutocastScope fp16(ComputePrecision::fp16);
+  EXPECT_EQ(ops::matmul(a, b).item(), double(x));  // fp16 has 10 mantissa bits
+  // 65520 rounds to inf in fp16 (the largest finite value is 65504), as an operand or as an output.
+  EXPECT_TRUE(std::isinf(ops::matmul(full({1, 1}, 65520.0f), full({1, 1}, 1e-3f)).item()));
+  EXPECT_TRUE(std::isinf(ops::matmul(full({1, 1}, 300.0f), full({1, 1}, 300.0f)).item()));
+}
+
+TEST(Autocast, ScopesNestAndRestore) {
+  EXPECT_EQ(ops::autocast_precision(), ComputePrecision::f32);
+  {
+    AutocastScope outer(ComputePrecision::bf16);
+    EXPECT_EQ(ops::autocast_precision(), ComputePrecision::bf16);
+    {
+      AutocastScope inner(ComputePrecision::fp16);
+      EXPECT_EQ(ops::autocast_precision(), ComputePrecision::fp16);
+    }
+    EXPECT_EQ(ops::autocast_precision(), ComputePrecision::bf16);
+  }
+  EXPECT_EQ(ops::autocast_precision(), ComputePrecision::f32);
+  EXPECT_EQ(ops::compute_precision_from_name("bf16"), ComputePrecision::bf16);
+  test::expect_mentions(test::error_message([] { ops::compute_precision_from_name("fp8"); }),
+                        {"fp8", "fp32, bf16, fp16"});
+}
+
+TEST(Autocast, F32ProductsAreUnchangedOutsideAnyScope) {
+  Generator gen(7);
+  const Tensor a = randn({33, 40}, &gen), b = randn({40, 17}, &gen);
+  const Tensor before = ops::matmul(a, b);
+  {
+    AutocastScope bf16(ComputePrecision::bf16);
+    EXPECT_GT(test::max_abs_diff(ops::matmul(a, b), before), 1e-3);  // it did round
+  }
+  EXPECT_EQ(test::max_abs_diff(ops::matmul(a, b), before), 0.0);
+}
+
+// float64 (rows x inner) @ (inner x cols) of rounded values; element (i, j) of X is x(i, j).
+template <typename X, typename Y>
+std::vector<double> rounded_product(ComputePrecision p, int64_t rows, int64_t inner, int64_t cols, X x, Y y) {
+  std::vector<double> out(size_t(rows * cols));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t q = 0; q < inner; ++q) out[size_t(i * cols + j)] += round_to(p, x(i, q)) * round_to(p, y(q, j));
+  return out;
+}
+
+void expect_close(const Tensor& got, const std::vector<double>& want, const char* what) {
+  const std::vector<float> g = got.to_vector<float>();
+  ASSERT_EQ(g.size(), want.size()) << what;
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], want[i], 2e-5 * (1 + std::abs(want[i]))) << what << " " << i;
+}
+
+// Linear y = x W^T + b under bf16, loss = sum(y * G): dX = G W, dW = G^T X on bf16-rounded values.
+TEST(Autocast, LinearGradientsUseRoundedOperands) {
+  Generator gen(11);
+  const int64_t n = 6, in = 40, out = 5;
+  Tensor x = randn({n, in}, &gen).set_requires_grad(), w = randn({out, in}, &gen).set_requires_grad();
+  Tensor bias = randn({out}, &gen).set_requires_grad();
+  const Tensor g = randn({n, out}, &gen);
+  const auto xv = x.to_vector<float>(), wv = w.to_vector<float>(), gv = g.to_vector<float>();
+  const auto bv = bias.to_vector<float>();
+  const ComputePrecision p = ComputePrecision::bf16;
+  {
+    AutocastScope autocast(p);
+    const Tensor y = ops::linear(x, w, bias);
+    std::vector<double> want =
+        rounded_product(p, n, in, out, [&](int64_t i, int64_t q) { return xv[size_t(i * in + q)]; },
+                        [&](int64_t q, int64_t j) { return wv[size_t(j * in + q)]; });
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < out; ++j) want[size_t(i * out + j)] += bv[size_t(j)];  // the bias is not rounded
+    expect_close(y, want, "y");
+    ops::sum(ops::mul(y, g)).backward();
+  }
+  expect_close(x.grad(), rounded_product(p, n, out, in, [&](int64_t i, int64_t q) { return gv[size_t(i * out + q)]; },
+                                         [&](int64_t q, int64_t j) { return wv[size_t(q * in + j)]; }), "dX");
+  expect_close(w.grad(), rounded_product(p, out, n, in, [&](int64_t i, int64_t q) { return gv[size_t(q * out + i)]; },
+                                         [&](int64_t q, int64_t j) { return xv[size_t(q * in + j)]; }), "dW");
+}
+
+// Batched matmul a [2, m, k] @ b [k, n] under bf16: da = G b^T, db = sum over the batch of a^T G.
+TEST(Autocast, MatmulGradientsUseRoundedOperands) {
+  Generator gen(12);
+  const int64_t m = 4, k = 36, n = 3;
+  Tensor a = randn({2, m, k}, &gen).set_requires_grad(), b = randn({k, n}, &gen).set_requires_grad();
+  const Tensor g = randn({2, m, n}, &gen);
+  const auto av = a.to_vector<float>(), bv = b.to_vector<float>(), gv = g.to_vector<float>();
+  const ComputePrecision p = ComputePrecision::bf16;
+  {
+    AutocastScope autocast(p);
+    ops::sum(ops::mul(ops::matmul(a, b), g)).backward();
+  }
+  // da, both batch items stacked as 2m rows
+  expect_close(a.grad(), rounded_product(p, 2 * m, n, k, [&](int64_t i, int64_t q) { return gv[size_t(i * n + q)]; },
+                                         [&](int64_t q, int64_t j) { return bv[size_t(j * n + q)]; }), "da");
+  // db = A^T G with A viewed as [2m, k]: the broadcast batch sums into one product over 2m rows
+  // (each item's product is rounded alone, then summed in f32: the same up to f32 rounding)
+  expect_close(b.grad(), rounded_product(p, k, 2 * m, n, [&](int64_t i, int64_t q) { return av[size_t(q * k + i)]; },
+                                         [&](int64_t q, int64_t j) { return gv[size_t(q * n + j)]; }), "db");
+}
+
+}  // namespace
+}  // namespace ld
