@@ -13,6 +13,7 @@
 #include "models/gpt2.hpp"
 #include "models/load_weights.hpp"
 #include "models/llama.hpp"
+#include "ops/ops.hpp"
 
 namespace ld::models {
 
@@ -42,7 +43,7 @@ BlockOutput run_checkpointed(const BlockFn& block, const Tensor& residual, const
 
 namespace {
 
-void check_inputs(const LmInputs& in, const StackConfig& c) {
+void check_inputs(const LmInputs& in, const StackConfig& c, int64_t new_slots) {
   const Tensor& ids = in.ids;
   LD_CHECK(ids.defined() && ids.dim() == 2 && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32),
            "causal LM: ids must be i32/i64 [B, T], got ",
@@ -52,7 +53,17 @@ void check_inputs(const LmInputs& in, const StackConfig& c) {
   LD_CHECK(in.cache->n_layer() == c.n_layer && in.cache->batch() == ids.size(0), "causal LM: the KV cache (",
            in.cache->n_layer(), " layers, batch ", in.cache->batch(), ") does not fit this model (", c.n_layer,
            " layers) and batch ", ids.size(0));
-  in.cache->check_room(ids.size(1));  // before any layer writes
+  in.cache->check_room(new_slots);  // before any layer writes
+}
+
+// The prompt-tuning prefix of this forward: the inputs' or else the model's; checked against the model.
+Tensor choose_prefix(const LmInputs& in, const StackConfig& c, const Tensor& model_prompt) {
+  const Tensor& prefix = in.prefix_embeds.defined() ? in.prefix_embeds : model_prompt;
+  if (!prefix.defined()) return prefix;
+  LD_CHECK(prefix.dim() == 2 && prefix.size(0) >= 1 && prefix.size(1) == c.n_embd && prefix.dtype() == DType::f32,
+           "causal LM: the prompt-tuning prefix must be f32 [N >= 1, n_embd=", c.n_embd, "], got ",
+           dtype_name(prefix.dtype()), " ", shape_str(prefix.shape()));
+  return prefix;
 }
 
 // HF's position_ids for a padded batch: cumsum(mask) - 1 over real tokens, 1 on padding.
@@ -69,9 +80,11 @@ Tensor positions_from_mask(const std::vector<uint8_t>& keep, int64_t B, int64_t 
   return from_vector(pos, {B, T});
 }
 
-std::vector<uint8_t> read_mask(const Tensor& mask, int64_t B, int64_t total) {
+// prefix_rows: prompt-tuning slots the model adds in front of the mask (named in the error).
+std::vector<uint8_t> read_mask(const Tensor& mask, int64_t B, int64_t total, int64_t prefix_rows) {
   LD_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == total, "causal LM: attention_mask ",
-           shape_str(mask.shape()), " must be [B=", B, ", past + T=", total, "] (1 = token, 0 = padding)");
+           shape_str(mask.shape()), " must be [B=", B, ", past + T=", total, "] (1 = token, 0 = padding)",
+           prefix_rows ? ", not counting the " + std::to_string(prefix_rows) + " prompt-tuning slots" : "");
   LD_CHECK(mask.dtype() == DType::i64 || mask.dtype() == DType::i32 || mask.dtype() == DType::u8,
            "causal LM: attention_mask must be i64/i32/u8, got ", dtype_name(mask.dtype()));
   const std::vector<int64_t> v = mask.to(kCPU).to(DType::i64).contiguous().to_vector<int64_t>();
@@ -81,6 +94,17 @@ std::vector<uint8_t> read_mask(const Tensor& mask, int64_t B, int64_t total) {
     keep[i] = uint8_t(v[i]);
   }
   return keep;
+}
+
+// [B, width] -> [B, n + width] with n ones in front of each row.
+std::vector<uint8_t> prepend_ones(const std::vector<uint8_t>& keep, int64_t B, int64_t width, int64_t n) {
+  std::vector<uint8_t> out;
+  out.reserve(size_t(B * (n + width)));
+  for (int64_t b = 0; b < B; ++b) {
+    out.insert(out.end(), size_t(n), uint8_t(1));
+    out.insert(out.end(), keep.begin() + b * width, keep.begin() + (b + 1) * width);
+  }
+  return out;
 }
 
 // Additive f32 mask [Bm, 1, Tm, total]: 0 where a query may attend, -inf where not (padding keys;
@@ -102,25 +126,52 @@ Tensor additive_mask(const std::vector<uint8_t>* keep, int64_t B, int64_t T, int
 
 }  // namespace
 
-AttentionContext make_attention_context(const LmInputs& in, const StackConfig& c, int64_t sliding_window) {
-  check_inputs(in, c);
-  const int64_t B = in.ids.size(0), T = in.ids.size(1);
+AttentionContext make_attention_context(const LmInputs& in, const StackConfig& c, int64_t sliding_window,
+                                        const Tensor& model_prompt) {
+  const Tensor prefix = choose_prefix(in, c, model_prompt);
+  const int64_t prefix_rows = prefix.defined() ? prefix.size(0) : 0;
   AttentionContext ctx;
   ctx.past = in.cache != nullptr ? in.cache->length() : 0;
+  // The prefix is placed once per sequence: by a forward without a cache or the first into one.
+  if (ctx.past == 0) ctx.prefix = prefix;
+  const int64_t T = in.ids.defined() && in.ids.dim() == 2 ? in.ids.size(1) + (ctx.past == 0 ? prefix_rows : 0) : 0;
+  check_inputs(in, c, T);
+  const int64_t B = in.ids.size(0);
   const int64_t total = ctx.past + T;
   if (c.kind == StackKind::gpt2)
-    LD_CHECK(total <= c.n_positions, "causal LM: ", total, " tokens exceed the model's n_positions=", c.n_positions,
-             " (its learned position table)");
+    LD_CHECK(total <= c.n_positions, "causal LM: ", total, " tokens",
+             prefix_rows ? " (prompt-tuning prefix included)" : "", " exceed the model's n_positions=", c.n_positions, " (its learned position table)");
   const bool window = sliding_window > 0 && total > sliding_window;
   if (!in.attention_mask.defined()) {
     ctx.positions = arange(total).narrow(0, ctx.past, T).contiguous();
     if (window) ctx.mask = additive_mask(nullptr, B, T, total, sliding_window);
     return ctx;
   }
-  const std::vector<uint8_t> keep = read_mask(in.attention_mask, B, total);
+  // The caller's mask covers the real tokens; the prefix is always attended (PEFT prepends ones).
+  std::vector<uint8_t> keep = read_mask(in.attention_mask, B, total - prefix_rows, prefix_rows);
+  if (prefix_rows > 0) keep = prepend_ones(keep, B, total - prefix_rows, prefix_rows);
   ctx.positions = positions_from_mask(keep, B, total, T);
   ctx.mask = additive_mask(&keep, B, T, total, window ? sliding_window : 0);
   return ctx;
+}
+
+Tensor prepend_prefix(const Tensor& token_embeds, const AttentionContext& ctx) {
+  if (!ctx.prefix.defined()) return token_embeds;
+  const int64_t B = token_embeds.size(0);
+  return ops::concat({ctx.prefix.unsqueeze(0).expand({B, ctx.prefix.size(0), ctx.prefix.size(1)}), token_embeds}, 1);
+}
+
+Tensor drop_prefix(const Tensor& hidden, const AttentionContext& ctx) {
+  if (!ctx.prefix.defined()) return hidden;
+  const int64_t N = ctx.prefix.size(0);
+  return hidden.narrow(1, N, hidden.size(1) - N);
+}
+
+void CausalLM::set_prompt(const Tensor& prompt) {
+  if (prompt.defined())
+    LD_CHECK(prompt.dim() == 2 && prompt.size(0) >= 1 && prompt.size(1) == config().n_embd,
+             "set_prompt: the prompt must be [N >= 1, n_embd=", config().n_embd, "], got ", shape_str(prompt.shape()));
+  prompt_ = prompt;
 }
 
 std::unique_ptr<CausalLM> make_causal_lm(const io::HfModelConfig& config, Generator& gen) {
@@ -174,7 +225,11 @@ const char* torch_dtype_name(DType d) {
 
 void save_pretrained(const nn::Module& model, const io::HfModelConfig& config, const fs::path& dir, bool force,
                      const fs::path& tokenizer_from) {
-  const auto params = model.named_parameters();
+  save_pretrained(model.named_parameters(), config, dir, force, tokenizer_from);
+}
+
+void save_pretrained(const std::vector<std::pair<std::string, Tensor>>& params, const io::HfModelConfig& config,
+                     const fs::path& dir, bool force, const fs::path& tokenizer_from) {
   io::HfModelConfig written = config;
   written.torch_dtype = params.empty() ? "float32" : torch_dtype_name(params.front().second.dtype());
   write_folder_atomically(dir, force, [&](const fs::path& tmp) {

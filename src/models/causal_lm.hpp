@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/tensor.hpp"
 #include "io/hf_config.hpp"
@@ -22,15 +25,26 @@ class Generator;
 
 namespace ld::models {
 
+// Prompt tuning (src/peft): N learned embeddings placed before the token embeddings of every row, as
+// Hugging Face PEFT does. They are ordinary positions for attention and learned position tables (a
+// GPT-2 then covers N + T positions), always attended (N ones in front of the attention mask), and
+// absent from the logits, so callers see [B, T, V] as without them. With a KV cache they are written
+// on the first call (empty cache) and stay there: pass the same prefix on every call of a sequence,
+// and an attention_mask that covers the real tokens only ([B, past - N + T]).
 struct LmInputs {
   Tensor ids;                       // i32/i64 [B, T]
   KvCache* cache = nullptr;         // when given: T tokens continue the cached ones, then are appended
-  Tensor attention_mask;            // optional i32/i64/u8 [B, past + T]; undefined = all tokens real
+  Tensor attention_mask{};          // optional i32/i64/u8 [B, past + T] (no prefix slots); undefined = all real
   bool last_position_only = false;  // logits for the last position only (decoding): [B, 1, V]
+  Tensor prefix_embeds{};           // optional f32 [N, C]; undefined = the model's prompt (set_prompt), if any
+  // Only the final hidden states (LmOutput::hidden), no logits: skips the vocabulary projection, the
+  // largest GEMM of a small model, for heads that read the hidden states (sequence classification).
+  bool hidden_only = false;
 };
 
 struct LmOutput {
-  Tensor logits;    // [B, T, V] (or [B, 1, V])
+  Tensor logits;    // [B, T, V] (or [B, 1, V]); undefined with hidden_only
+  Tensor hidden;    // [B, T, C] (or [B, 1, C]): after the final norm, what lm_head reads
   Tensor aux_loss;  // MoE models: the sum over layers of each layer's weighted auxiliary loss; else undefined
   int64_t dropped_tokens = 0;  // MoE with a capacity factor: (token, choice) slots dropped, all layers
 };
@@ -51,7 +65,15 @@ class CausalLM : public nn::Module {
 
   const io::HfModelConfig& hf_config() const { return config_; }
   const StackConfig& config() const { return config_.stack; }
-  KvCache make_cache(int64_t batch, int64_t max_len) const { return KvCache(config_.stack, batch, max_len); }
+  // Room for max_len tokens per row, plus the prompt-tuning rows of set_prompt.
+  KvCache make_cache(int64_t batch, int64_t max_len) const {
+    return KvCache(config_.stack, batch, max_len + (prompt_.defined() ? prompt_.size(0) : 0));
+  }
+
+  // Prompt tuning without changing callers: `prompt` [N, C] (a handle: training it in place is seen
+  // here) is the prefix of every run whose inputs carry none. Undefined removes it.
+  void set_prompt(const Tensor& prompt);
+  const Tensor& prompt() const { return prompt_; }
 
   // Activation checkpointing for training (autograd/checkpoint.hpp): every_k = 0 keeps every
   // block's activations (the default), 1 recomputes every block in backward, k every k-th block
@@ -67,14 +89,17 @@ class CausalLM : public nn::Module {
  private:
   io::HfModelConfig config_;
   int64_t checkpoint_every_ = 0;
+  Tensor prompt_;
 };
 
 // What one forward pass's attention layers share: the positions of the new tokens and the mask over
 // the keys (padding, and Mistral's sliding window). Computed once per forward by the model.
+// T counts the slots this forward adds: the tokens, plus the prompt-tuning prefix when it is placed.
 struct AttentionContext {
   Tensor positions;  // i64 [T] (no padding) or [B, T]
   Tensor mask;       // undefined, or u8 [B or 1, 1, T or 1, past + T] (1 = may attend); combined with causal
   int64_t past = 0;  // tokens already in the cache
+  Tensor prefix;     // [N, C] placed by this forward before the tokens (cache empty or none); else undefined
 };
 
 // What one pre-norm decoder block hands to the next: the residual stream, the next norm's output
@@ -92,7 +117,14 @@ BlockOutput run_checkpointed(const BlockFn& block, const Tensor& residual, const
 
 // Checks ids against the vocabulary and the cache, then builds the context. max_positions limits the
 // positions reached (learned position tables); sliding_window 0 = none.
-AttentionContext make_attention_context(const LmInputs& inputs, const StackConfig& config, int64_t sliding_window);
+// The model's prompt (CausalLM::prompt) is used when inputs.prefix_embeds is undefined.
+AttentionContext make_attention_context(const LmInputs& inputs, const StackConfig& config, int64_t sliding_window,
+                                        const Tensor& model_prompt = Tensor());
+
+// Token embeddings [B, T, C] with the context's prefix (if any) in front: [B, N + T, C].
+Tensor prepend_prefix(const Tensor& token_embeds, const AttentionContext& ctx);
+// Hidden states [B, N + T, C] back to the tokens' [B, T, C] (a view).
+Tensor drop_prefix(const Tensor& hidden, const AttentionContext& ctx);
 
 // Builds the model a config describes, with random weights from gen (HF's init: N(0, 0.02)
 // matrices, norm weights 1, biases 0). An architecture that is not a causal LM is an error naming
@@ -110,5 +142,9 @@ std::unique_ptr<CausalLM> load_causal_lm(const std::filesystem::path& dir);
 // present). Built in a temporary folder and renamed into place.
 void save_pretrained(const nn::Module& model, const io::HfModelConfig& config, const std::filesystem::path& dir,
                      bool force = false, const std::filesystem::path& tokenizer_from = {});
+// The same for a chosen list of (name, tensor), e.g. a model's parameters without its adapters'.
+void save_pretrained(const std::vector<std::pair<std::string, Tensor>>& params, const io::HfModelConfig& config,
+                     const std::filesystem::path& dir, bool force = false,
+                     const std::filesystem::path& tokenizer_from = {});
 
 }  // namespace ld::models

@@ -154,10 +154,12 @@ BlockOutput run_block(const Gpt2Block& block, const nn::LayerNorm& next, const T
 
 LmOutput Gpt2LMHeadModel::run(const LmInputs& in) const {
   const StackConfig& c = config();
-  const AttentionContext ctx = make_attention_context(in, c, /*sliding_window=*/0);
+  const AttentionContext ctx = make_attention_context(in, c, /*sliding_window=*/0, prompt());
   LmOutput out;
-  // positions [T] or [B, T] -> [T, C] or [B, T, C], broadcast over the batch
-  Tensor residual = ops::add(transformer->wte->forward(in.ids), transformer->wpe->forward(ctx.positions));
+  // positions [T] or [B, T] -> [T, C] or [B, T, C], broadcast over the batch; a prompt-tuning prefix
+  // takes the first positions, as PEFT's inputs_embeds do
+  Tensor residual =
+      ops::add(prepend_prefix(transformer->wte->forward(in.ids), ctx), transformer->wpe->forward(ctx.positions));
   Tensor normed = transformer->block(0).ln_1->forward(residual);
   // The pre-norm residual stream with each LayerNorm fused into the residual add before it, exactly
   // as models::forward_logits does it.
@@ -174,9 +176,11 @@ LmOutput Gpt2LMHeadModel::run(const LmInputs& in) const {
     residual = r.residual;
     normed = r.normed;
   }
-  if (in.cache != nullptr) in.cache->advance(in.ids.size(1));
+  if (in.cache != nullptr) in.cache->advance(normed.size(1));
+  normed = drop_prefix(normed, ctx);
   if (in.last_position_only) normed = normed.narrow(1, normed.size(1) - 1, 1);
-  out.logits = lm_head->forward(normed);
+  out.hidden = normed;
+  if (!in.hidden_only) out.logits = lm_head->forward(normed);
   return out;
 }
 

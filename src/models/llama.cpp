@@ -140,11 +140,11 @@ BlockOutput run_layer(const LlamaDecoderLayer& layer, const nn::RMSNorm& next, c
 
 LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
   const StackConfig& c = config();
-  const AttentionContext ctx = make_attention_context(in, c, hf_config().sliding_window);
+  const AttentionContext ctx = make_attention_context(in, c, hf_config().sliding_window, prompt());
   LmOutput out;
   // The pre-norm residual stream with each norm fused into the residual add before it, exactly as
   // models::forward_logits does it.
-  Tensor residual = model->embed_tokens->forward(in.ids);
+  Tensor residual = prepend_prefix(model->embed_tokens->forward(in.ids), ctx);
   Tensor normed = model->layer(0).input_layernorm->forward(residual);
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const nn::RMSNorm& next = i + 1 < c.n_layer ? *model->layer(i + 1).input_layernorm : *model->norm;
@@ -160,9 +160,11 @@ LmOutput LlamaForCausalLM::run(const LmInputs& in) const {
     residual = r.residual;
     normed = r.normed;
   }
-  if (in.cache != nullptr) in.cache->advance(in.ids.size(1));
+  if (in.cache != nullptr) in.cache->advance(normed.size(1));
+  normed = drop_prefix(normed, ctx);
   if (in.last_position_only) normed = normed.narrow(1, normed.size(1) - 1, 1);
-  out.logits = lm_head->forward(normed);
+  out.hidden = normed;
+  if (!in.hidden_only) out.logits = lm_head->forward(normed);
   return out;
 }
 

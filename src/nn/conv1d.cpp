@@ -20,7 +20,15 @@ Tensor Conv1D::forward(const Tensor& x) const {
            shape_str(weight.shape()), " (last dim must be ", in, ")");
   Shape out_shape = x.shape();
   out_shape.back() = weight.size(1);
-  return ops::add(ops::matmul(x.reshape({-1, in}), weight), bias).reshape(out_shape);
+  Tensor y = ops::add(ops::matmul(x.reshape({-1, in}), weight), bias).reshape(out_shape);
+  return adapters_.empty() ? y : apply_adapters(adapters_, x, y);
+}
+
+void Conv1D::attach_adapter(std::shared_ptr<ProjectionAdapter> adapter) {
+  LD_CHECK(adapter != nullptr, "Conv1D: attach_adapter got no adapter");
+  adapter->train(is_training());
+  const std::string kind = adapter->kind();  // read before the handle moves
+  adapters_.push_back(register_module(kind, std::move(adapter)));
 }
 
 }  // namespace ld::nn

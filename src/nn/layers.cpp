@@ -19,7 +19,17 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
   if (with_bias) bias = register_parameter("bias", zeros({out_features}));
 }
 
-Tensor Linear::forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) const {
+  Tensor y = ops::linear(x, weight, bias);
+  return adapters_.empty() ? y : apply_adapters(adapters_, x, y);
+}
+
+void Linear::attach_adapter(std::shared_ptr<ProjectionAdapter> adapter) {
+  LD_CHECK(adapter != nullptr, "Linear: attach_adapter got no adapter");
+  adapter->train(is_training());
+  const std::string kind = adapter->kind();  // read before the handle moves
+  adapters_.push_back(register_module(kind, std::move(adapter)));
+}
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Generator& gen) {
   check_positive(num_embeddings, "Embedding", "num_embeddings");

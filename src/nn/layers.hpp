@@ -6,18 +6,27 @@
 
 #include "core/rng.hpp"
 #include "nn/module.hpp"
+#include "nn/projection_adapter.hpp"
 
 namespace ld::nn {
 
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen);
-  Tensor forward(const Tensor& x) const;  // x [..., in] -> [..., out]
+  Tensor forward(const Tensor& x) const;  // x [..., in] -> [..., out], through any attached adapters
   // Share `w` (same shape, e.g. the token embedding for lm_head) as this layer's weight.
   void tie_weight(const Tensor& w) { weight = replace_parameter("weight", w); }
+  // Registers `adapter` as the child adapter->kind() (so its parameters are named
+  // "<layer>.<kind>...."); forward then passes (x, base output) through it. Its train mode follows
+  // this layer's. Two adapters of one kind on one layer are an error.
+  void attach_adapter(std::shared_ptr<ProjectionAdapter> adapter);
+  const ProjectionAdapters& adapters() const { return adapters_; }
 
   Tensor weight;  // [out, in]
   Tensor bias;    // [out], undefined without bias
+
+ private:
+  ProjectionAdapters adapters_;
 };
 
 class Embedding : public Module {
