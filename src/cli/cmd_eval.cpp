@@ -2,7 +2,8 @@
 // LM folder (config.json, safetensors, tokenizer) on a data set (formats: eval/eval_data.hpp; how each
 // task scores: eval/lm_eval.hpp and eval/lm_eval_tasks.hpp). Prints a table; --output also writes the
 // report (settings, metrics, per-item results) as JSON, atomically. Progress goes to stderr on a
-// terminal.
+// terminal. --adapter DIR evaluates the model with a saved adapter (LoRA, prompt tuning, Houlsby;
+// peft/peft_io.hpp) attached.
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "eval/lm_eval_tasks.hpp"
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
+#include "peft/peft_io.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace ld::cli {
@@ -62,6 +64,7 @@ Loaded load(const EvalArgs& a) {
     LD_FAIL(a.model, ": eval needs a tokenizer in the model folder (", e.what(), ")");
   }
   l.model = models::load_causal_lm(a.model);
+  if (!a.adapter.empty()) peft::load_adapter(*l.model, a.adapter);
   return l;
 }
 
@@ -225,7 +228,6 @@ json run_classify(const EvalArgs& a) {
 }
 
 void run_eval(const EvalArgs& a) {
-  LD_CHECK(a.adapter.empty(), "--adapter: adapters are not supported yet");
   LD_CHECK(a.task == "ppl" || a.task == "choice" || a.task == "generate" || a.task == "classify", "--task '", a.task,
            "' is unknown (expected ppl, choice, generate or classify)");
   LD_CHECK(a.fewshot_data.empty() || a.task == "choice", "--fewshot-data is for --task choice");
@@ -254,7 +256,7 @@ void add_eval_command(CLI::App& app, std::function<void()>& run) {
       app.add_subcommand("eval", "Evaluate a causal LM: perplexity, multiple choice, generation, classification");
   auto a = std::make_shared<EvalArgs>();
   cmd->add_option("--model", a->model, "model folder (config.json, model.safetensors, tokenizer)")->required();
-  cmd->add_option("--adapter", a->adapter, "PEFT adapter folder (not supported yet)");
+  cmd->add_option("--adapter", a->adapter, "adapter folder to attach (LoRA, prompt tuning, Houlsby; PEFT layout)");
   cmd->add_option("--task", a->task, "ppl | choice | generate | classify")->required();
   cmd->add_option("--data", a->data, "data: .txt or JSONL {text} (ppl); JSONL {query, choices, gold} (choice); "
                                      "{prompt, reference(s)} (generate); {text, label} (classify)")

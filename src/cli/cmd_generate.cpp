@@ -2,7 +2,8 @@
 // Hugging Face causal LM folder (config.json + safetensors). Sampling defaults are Hugging Face's (temperature 1,
 // top-k 50, top-p 1, min-p off, no repetition penalty); --temperature 0 is greedy. Generation stops
 // at an eos_token_id of generation_config.json or config.json (included in the output, as Hugging Face does) or after
-// --max-new-tokens.
+// --max-new-tokens. --adapter DIR attaches a saved adapter (LoRA, prompt tuning, Houlsby; peft/peft_io.hpp)
+// to the model first; the tokenizer is still the model folder's.
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "infer/generate.hpp"
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
+#include "peft/peft_io.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace ld::cli {
@@ -25,6 +27,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string adapter;
   std::string prompt;
   std::string prompt_ids;
   bool has_prompt = false;  // given, even if empty
@@ -78,6 +81,7 @@ void run_generate(const GenerateArgs& a) {
     return std::vector<int64_t>(ids.begin(), ids.end());
   }();
   auto model = models::load_causal_lm(a.model);
+  if (!a.adapter.empty()) peft::load_adapter(*model, a.adapter);
 
   infer::GenerateOptions options;
   options.max_new_tokens = a.max_new_tokens;
@@ -111,6 +115,7 @@ void add_generate_command(CLI::App& app, std::function<void()>& run) {
   auto* cmd = app.add_subcommand("generate", "Generate text from a causal LM folder (GPT-2, LLaMA, Mistral, Qwen2, Mixtral)");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("--model", a->model, "model folder (config.json, model.safetensors, tokenizer)")->required();
+  cmd->add_option("--adapter", a->adapter, "adapter folder to attach (LoRA, prompt tuning, Houlsby; PEFT layout)");
   auto* prompt = cmd->add_option("--prompt", a->prompt, "prompt text (needs a tokenizer in the folder; BOS is added)");
   auto* prompt_ids = cmd->add_option("--prompt-ids", a->prompt_ids, "prompt token ids separated by spaces, e.g. \"1 2 3\"");
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most (default 64)");

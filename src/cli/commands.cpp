@@ -46,6 +46,8 @@ void register_commands(CLI::App& app) {
   add(app, add_data_command);
   add(app, add_demo_command);
   add(app, add_eval_command);
+  add(app, add_export_command);
+  add(app, add_finetune_command);
   add(app, add_generate_command);
   add(app, add_info_command);
   add(app, add_metrics_command);

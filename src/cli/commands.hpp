@@ -24,6 +24,8 @@ void add_convert_command(CLI::App& app, std::function<void()>& run);
 void add_data_command(CLI::App& app, std::function<void()>& run);
 void add_demo_command(CLI::App& app, std::function<void()>& run);
 void add_eval_command(CLI::App& app, std::function<void()>& run);
+void add_export_command(CLI::App& app, std::function<void()>& run);
+void add_finetune_command(CLI::App& app, std::function<void()>& run);
 void add_generate_command(CLI::App& app, std::function<void()>& run);
 void add_info_command(CLI::App& app, std::function<void()>& run);
 void add_metrics_command(CLI::App& app, std::function<void()>& run);

@@ -124,20 +124,30 @@ fs::path resolve_resume(const fs::path& dir) {
   return found.back().second;
 }
 
-fs::path save_checkpoint(const fs::path& run_dir, const CheckpointContent& c) {
-  const fs::path dir = run_dir / kCheckpointsDir / checkpoint_name(c.state.step);
+fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const ModelWriter& write_model,
+                         const Optimizer& optimizer, const TrainerState& state) {
+  const fs::path dir = run_dir / kCheckpointsDir / checkpoint_name(step);
   fs::create_directories(dir.parent_path());
   write_folder_atomically(dir, /*force=*/true, [&](const fs::path& tmp) {
-    // save_pretrained builds its own temporary beside `tmp/model` and renames it into place; the
-    // model files then move up into the checkpoint folder itself.
+    // Writers build their own temporary beside `tmp/model` and rename it into place; the files then
+    // move up into the checkpoint folder itself.
     const fs::path model_dir = tmp / "model";
-    models::save_pretrained(c.model, c.config, model_dir, /*force=*/false, c.tokenizer_from);
+    write_model(model_dir);
     for (const auto& entry : fs::directory_iterator(model_dir)) fs::rename(entry.path(), tmp / entry.path().filename());
     fs::remove(model_dir);
-    c.optimizer.save(tmp / kOptimizerFile);
-    write_file_atomically(tmp / kTrainerStateFile, trainer_state_to_json(c.state).dump(2) + "\n");
+    optimizer.save(tmp / kOptimizerFile);
+    write_file_atomically(tmp / kTrainerStateFile, trainer_state_to_json(state).dump(2) + "\n");
   });
   return dir;
+}
+
+fs::path save_checkpoint(const fs::path& run_dir, const CheckpointContent& c) {
+  return save_checkpoint(
+      run_dir, c.state.step,
+      [&](const fs::path& model_dir) {
+        models::save_pretrained(c.model, c.config, model_dir, /*force=*/false, c.tokenizer_from);
+      },
+      c.optimizer, c.state);
 }
 
 void prune_checkpoints(const fs::path& run_dir, int64_t keep_last) {

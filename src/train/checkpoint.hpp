@@ -9,6 +9,7 @@
 // that checkpoint.keep_last remain.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -63,6 +64,13 @@ struct CheckpointContent {
 
 // Writes RUN_DIR/checkpoints/step-NNNNNN atomically (replacing one of the same step) and returns it.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const CheckpointContent& content);
+
+// The same with the model part written by `write_model` into a new, empty folder whose files then
+// become the checkpoint's (a fine-tuning run writes its adapter there instead of the whole model).
+using ModelWriter = std::function<void(const std::filesystem::path& dir)>;
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, int64_t step,
+                                      const ModelWriter& write_model, const Optimizer& optimizer,
+                                      const TrainerState& state);
 
 // Removes all but the newest keep_last checkpoints (keep_last 0 keeps all).
 void prune_checkpoints(const std::filesystem::path& run_dir, int64_t keep_last);

@@ -46,6 +46,19 @@ const std::vector<Row>& rows() {
       {"data.tokenizer", LD_FIELD(data.tokenizer), Range::any, "",
        "tokenizer.json, or a folder holding one; empty: the tokenizer the dataset was prepared with.", {}},
 
+      {"data.train", LD_FIELD(data.train), Range::any, "",
+       "finetune (task sft): the training conversations, Alpaca or chat JSONL (docs/finetuning.md).",
+       {"train_file"}},
+      {"data.val", LD_FIELD(data.val), Range::any, "",
+       "finetune (task sft): held-out conversations for validation loss and exact match; empty: none.",
+       {"validation_file", "eval_file"}},
+      {"data.template", LD_FIELD(data.chat_template), Range::any, "chatml|tokenizer",
+       "finetune (task sft): the chat template; tokenizer: the chat_template of the tokenizer's "
+       "tokenizer_config.json.",
+       {"chat_template"}},
+      {"data.packing", LD_FIELD(data.packing), Range::any, "",
+       "finetune (task sft): concatenate examples into full seq_len rows instead of padding each.", {"pack"}},
+
       {"train.batch_size", LD_FIELD(train.batch_size), Range::positive, "", "Sequences per micro-batch.",
        {"micro_batch_size", "per_device_train_batch_size"}},
       {"train.seq_len", LD_FIELD(train.seq_len), Range::non_negative, "",
@@ -112,6 +125,41 @@ const std::vector<Row>& rows() {
       {"log.every", LD_FIELD(log.every), Range::positive, "",
        "Write a metrics line (loss, lr, tokens/s) every this many steps.", {"log_interval", "logging_steps"}},
 
+      {"finetune.method", LD_FIELD(finetune.method), Range::any, "full|lora|adapter|prompt",
+       "finetune: what is trained: every weight (full), LoRA updates, Houlsby adapters, or a soft prompt.",
+       {"peft_type"}},
+      {"finetune.task", LD_FIELD(finetune.task), Range::any, "sft|clm|classify|multitask",
+       "finetune: sft (instruction JSONL, loss on responses) or clm (a prepared dataset, data.path); "
+       "classify and multitask are not supported yet.",
+       {"task_type"}},
+
+      {"lora.r", LD_FIELD(lora.r), Range::positive, "", "LoRA rank.", {"rank", "lora_r"}},
+      {"lora.alpha", LD_FIELD(lora.alpha), Range::positive, "",
+       "LoRA scale numerator: the update is scaled by alpha / r (alpha / sqrt(r) with use_rslora).",
+       {"lora_alpha"}},
+      {"lora.dropout", LD_FIELD(lora.dropout), Range::unit, "", "Dropout on the LoRA branch's input.",
+       {"lora_dropout"}},
+      {"lora.target_modules", LD_FIELD(lora.target_modules), Range::any, "",
+       "Projections to adapt, by name or name suffix (PEFT's rule); []: the model type's default (gpt2 "
+       "c_attn; llama family q_proj, v_proj); [all-linear]: every projection but the output head.",
+       {"targets"}},
+      {"lora.use_rslora", LD_FIELD(lora.use_rslora), Range::any, "", "rsLoRA: scale by alpha / sqrt(r).",
+       {"rslora"}},
+
+      {"adapter.width", LD_FIELD(adapter.width), Range::positive, "",
+       "Houlsby adapter bottleneck width (after the attention and after the MLP of every block).",
+       {"bottleneck", "reduction"}},
+      {"adapter.nonlinearity", LD_FIELD(adapter.nonlinearity), Range::any, "gelu|relu",
+       "The adapter's activation.", {"activation"}},
+
+      {"prompt_tuning.num_virtual_tokens", LD_FIELD(prompt_tuning.num_virtual_tokens), Range::positive, "",
+       "Learned virtual tokens placed before every sequence.", {"virtual_tokens"}},
+      {"prompt_tuning.init", LD_FIELD(prompt_tuning.init), Range::any, "random|text",
+       "Initialise the prompt randomly (N(0, 1)) or from the token embeddings of init_text.",
+       {"prompt_tuning_init"}},
+      {"prompt_tuning.init_text", LD_FIELD(prompt_tuning.init_text), Range::any, "",
+       "init text: its token ids, repeated or cut to num_virtual_tokens.", {"prompt_tuning_init_text"}},
+
       {"output_dir", LD_FIELD(output_dir), Range::any, "",
        "The run folder: resolved.yaml, metrics.jsonl, checkpoints, the final model.", {"out_dir", "run_dir"}},
   };
@@ -121,7 +169,8 @@ const std::vector<Row>& rows() {
 #undef LD_FIELD
 
 const std::vector<std::string>& section_names() {
-  static const std::vector<std::string> s = {"model", "data", "train", "eval", "checkpoint", "log"};
+  static const std::vector<std::string> s = {"model", "data",     "train", "eval",         "checkpoint",
+                                             "log",   "finetune", "lora",  "adapter", "prompt_tuning"};
   return s;
 }
 
@@ -483,6 +532,26 @@ void resolve_derived(RunConfig& c, const std::string& source) {
 
 // --- public
 
+bool RunConfig::was_given(const std::string& key) const {
+  return std::find(given.begin(), given.end(), key) != given.end();
+}
+
+bool RunConfig::set_away_from_default(const std::string& key) const {
+  if (!was_given(key)) return false;
+  const Row* row = find_row(key);
+  LD_ASSERT(row != nullptr, key);
+  static RunConfig defaults;
+  RunConfig copy = *this;  // the table's accessors hand out mutable pointers; nothing is changed
+  return format_field(row->field(copy)) != format_field(row->field(defaults));
+}
+
+std::vector<std::string> RunConfig::given_in(const std::string& section) const {
+  std::vector<std::string> out;
+  for (const std::string& key : given)
+    if (section_of(key) == section) out.push_back(key);
+  return out;
+}
+
 const char* key_type_name(KeyType type) {
   switch (type) {
     case KeyType::integer: return "an integer";
@@ -617,6 +686,7 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& sour
   RunConfig config;
   std::vector<Entry> model_entries;
   for (const Entry& e : entries) {
+    config.given.push_back(e.key);
     if (section_of(e.key) == "model") {
       model_entries.push_back(e);
       continue;
@@ -740,13 +810,15 @@ std::string config_reference_markdown() {
   md << "# Run configuration\n\n"
      << "<!-- Generated from src/train/run_config.cpp by `liandan plan --print-config-docs`; "
         "tests/train/run_config_test.cpp fails when this file differs. -->\n\n"
-     << "`liandan pretrain` and `liandan plan` read a YAML file (`--config FILE`) and then\n"
+     << "`liandan pretrain`, `liandan finetune` and `liandan plan` read a YAML file (`--config FILE`) and then\n"
      << "`--section.key=value` overrides from the command line (`--train.lr=3e-4`, `--output_dir=runs/b`,\n"
      << "`--eval.samples=[Once upon, The]`); an override wins over the file, a later override over an\n"
      << "earlier one. Values are parsed by the key's type; a bad value is an error naming the key and the\n"
      << "type expected, and an unknown key is an error naming the nearest valid one. The run folder gets\n"
      << "`resolved.yaml`: every key with the value the run used, which loads back to the same run.\n\n"
-     << "Examples: `examples/*.yaml`.\n\n"
+     << "Examples: `examples/*.yaml`. `finetune` loads the weights of `model.from` and refuses keys that only\n"
+     << "pretraining reads; its own sections (finetune, lora, adapter, prompt_tuning, data.train...) are\n"
+     << "described in docs/finetuning.md.\n\n"
      << "## model\n\n"
      << "Either `type:` and the model's sizes under their Hugging Face `config.json` names for that type,\n"
      << "or `from: FOLDER` (a Hugging Face model folder: its `config.json` is the base, keys given here\n"

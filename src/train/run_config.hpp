@@ -30,6 +30,36 @@ struct ModelSection {
 struct DataSection {
   std::string path;       // a prepared dataset folder (index.json, from `liandan data prepare`)
   std::string tokenizer;  // tokenizer.json or a folder holding one; "" = the dataset's own
+  // Fine-tuning (task sft): instruction JSONL files, the chat template, packing.
+  std::string train;                // Alpaca or chat JSONL
+  std::string val;                  // the same, held out; "" = no evaluation
+  std::string chat_template = "chatml";  // chatml | tokenizer (tokenizer_config.json's chat_template)
+  bool packing = false;
+};
+
+// `liandan finetune`: what is trained and on what.
+struct FinetuneSection {
+  std::string method = "lora";  // full | lora | adapter | prompt
+  std::string task = "sft";     // sft | clm | classify | multitask
+};
+
+struct LoraSection {
+  int64_t r = 8;
+  double alpha = 16;
+  double dropout = 0.05;
+  std::vector<std::string> target_modules;  // [] = the model type's default; [all-linear]
+  bool use_rslora = false;
+};
+
+struct AdapterSection {
+  int64_t width = 64;
+  std::string nonlinearity = "gelu";  // gelu | relu
+};
+
+struct PromptTuningSection {
+  int64_t num_virtual_tokens = 20;
+  std::string init = "random";  // random | text
+  std::string init_text;
 };
 
 struct TrainSection {
@@ -79,7 +109,21 @@ struct RunConfig {
   EvalSection eval;
   CheckpointSection checkpoint;
   LogSection log;
+  FinetuneSection finetune;
+  LoraSection lora;
+  AdapterSection adapter;
+  PromptTuningSection prompt_tuning;
   std::string output_dir = "runs/run";
+  // The dotted keys the file and the overrides set (model keys too), in order: lets a command
+  // refuse keys that mean nothing to it instead of silently ignoring them.
+  std::vector<std::string> given;
+
+  bool was_given(const std::string& key) const;
+  // The given keys of a section ("lora" -> lora.r, ...).
+  std::vector<std::string> given_in(const std::string& section) const;
+  // Given with a value other than the default: what a command that does not read the key refuses
+  // (a resolved.yaml lists every key, at its default when unused, and must load back).
+  bool set_away_from_default(const std::string& key) const;
 };
 
 // --- the key table

@@ -1,6 +1,8 @@
 #pragma once
 // Pretraining (`liandan pretrain`): the loop that takes a RunConfig from random weights to a trained
-// model, with checkpoints that resume exactly.
+// model, with checkpoints that resume exactly. The loop is shared with fine-tuning: it runs a
+// train::TrainTask (train_task.hpp; pretraining's is pretrain_task.hpp, fine-tuning's
+// tune/finetune.hpp), and what is said below of the data, objective and saved model is pretraining's.
 //
 // One step = train.grad_accum micro-batches of train.batch_size x seq_len tokens from the dataset's
 // train split (data/loader.hpp), each loss divided by grad_accum before its backward so the
@@ -22,8 +24,13 @@
 // scaling, which skips such steps instead) stops the run with an error naming the step; no
 // checkpoint is written after it, so the newest one is the last good state.
 //
-// Precision: fp32. bf16 and fp16 are refused with a clear error until the backend has
-// half-precision GEMMs for training; the fp16 loss-scaling path (LossScaler) is already wired in.
+// Precision (train.precision): fp32, or mixed precision with fp32 master weights: bf16 and fp16 run
+// each micro-batch's forward and backward (and evaluation) under ops::AutocastScope, so the matrix
+// products round their operands to the half type; weights, activations, gradients and optimizer
+// state stay fp32. fp16 adds dynamic loss scaling (LossScaler): the loss is scaled before backward,
+// gradients unscaled before clipping, and a step with a non-finite gradient is skipped (the scale
+// halves) and reported (StepReport::skipped, the progress line, metrics.jsonl's "skipped").
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -53,6 +60,7 @@ struct EvalReport {
   double val_loss = 0, val_ppl = 0;
   int64_t tokens = 0;  // scored tokens
   std::vector<std::pair<std::string, std::string>> samples;  // (prompt, continuation)
+  double exact_match = std::nan("");  // fine-tuning (sft): the fraction of replies equal to the reference
 };
 
 struct TrainOptions {
@@ -61,6 +69,7 @@ struct TrainOptions {
   bool print = true;             // progress lines on stdout
   std::function<void(const StepReport&)> on_step;  // after each step, before its checkpoint
   std::function<void(const EvalReport&)> on_eval;
+  double initial_loss_scale = 65536.0;  // fp16: the loss scale of a fresh run (GradScaler's default, 2^16)
 };
 
 struct TrainResult {
@@ -75,7 +84,7 @@ struct TrainResult {
 // ld::Error with a message a user can act on.
 TrainResult pretrain(const RunConfig& config, const TrainOptions& options = {});
 
-// train.precision: fp32 passes; bf16 and fp16 throw "not supported on the CPU backend yet".
+// train.precision: fp32, bf16 and fp16 pass; anything else throws naming the valid ones.
 void check_precision_supported(const std::string& precision);
 
 }  // namespace ld::train

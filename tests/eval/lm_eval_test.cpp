@@ -501,8 +501,6 @@ TEST_F(LmEvalCli, BadInputIsOneClearError) {
   expect_error(eval("--task classify --data " + quote(dir / "cls.jsonl")), {"cls.jsonl:1", "\"label\""});
 
   expect_error(eval("--task summarize --data " + quote(dir / "gold.jsonl")), {"--task 'summarize' is unknown", "ppl, choice"});
-  expect_error(eval("--task choice --adapter " + quote(dir.path()) + " --data " + quote(dir / "gold.jsonl")),
-               {"--adapter: adapters are not supported yet"});
   write_file(dir / "one.jsonl", good + "\n");
   expect_error(eval("--task choice --shots 1 --data " + quote(dir / "one.jsonl")), {"--shots 1", "only 0 few-shot examples"});
   // Good data, no model folder: the error names it.
