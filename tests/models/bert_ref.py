@@ -157,7 +157,7 @@ def encode(cfg, w, p, ids, mask, types):
          + w[p + "embeddings.token_type_embeddings.weight"][types])
     h = layer_norm(h, w, p + "embeddings.LayerNorm", eps)
     # transformers' extended mask: 0 for tokens, the dtype's most negative number for padding keys
-    extended = (1.0 - mask.to(torch.float64))[:, None, None, :] * torch.finfo(torch.float64).min
+    extended = (1.0 - mask.to(h.dtype))[:, None, None, :] * torch.finfo(h.dtype).min
     d = h.shape[-1] // heads
     for i in range(cfg["num_hidden_layers"]):
         lp = p + "encoder.layer.%d." % i
@@ -176,6 +176,16 @@ def encode(cfg, w, p, ids, mask, types):
     return h, pooled
 
 
+def mlm_logits(cfg, w, h):
+    """BertForMaskedLM's head (cls.predictions) on BertModel's last hidden state h."""
+    t = layer_norm(activation(linear(h, w, "cls.predictions.transform.dense"), cfg.get("hidden_act", "gelu")),
+                   w, "cls.predictions.transform.LayerNorm", cfg["layer_norm_eps"])
+    tied = cfg.get("tie_word_embeddings", True)
+    decoder = w["bert.embeddings.word_embeddings.weight"] if tied else w["cls.predictions.decoder.weight"]
+    bias = w["cls.predictions.bias"] if "cls.predictions.bias" in w else w["cls.predictions.decoder.bias"]
+    return t @ decoder.T + bias
+
+
 def forward(folder, inputs_path, out_path):
     cfg, tensors = hf_folder.read_folder(folder)
     w = {k: v.to(torch.float64) for k, v in tensors.items()}
@@ -185,12 +195,7 @@ def forward(folder, inputs_path, out_path):
     p = "bert." if arch != "BertModel" else ""
     h, pooled = encode(cfg, w, p, ids, mask, types)
     if arch == "BertForMaskedLM":
-        t = layer_norm(activation(linear(h, w, "cls.predictions.transform.dense"), cfg.get("hidden_act", "gelu")),
-                       w, "cls.predictions.transform.LayerNorm", cfg["layer_norm_eps"])
-        tied = cfg.get("tie_word_embeddings", True)
-        decoder = w["bert.embeddings.word_embeddings.weight"] if tied else w["cls.predictions.decoder.weight"]
-        bias = w["cls.predictions.bias"] if "cls.predictions.bias" in w else w["cls.predictions.decoder.bias"]
-        out = {"logits": t @ decoder.T + bias}
+        out = {"logits": mlm_logits(cfg, w, h)}
     elif arch == "BertForSequenceClassification":
         out = {"logits": linear(pooled, w, "classifier")}
     else:

@@ -79,14 +79,14 @@ def as_hub_checkpoint(cfg, w):
     return out
 
 
-def normalized(w):
+def normalized(w, dtype=torch.float64):
     """Reads a folder's tensors as GPT2LMHeadModel names them (what transformers does on load)."""
     out = {}
     for k, v in w.items():
         if k.endswith(".attn.bias") or k.endswith(".attn.masked_bias"):
             continue
         name = k if k.startswith("transformer.") or k.startswith("lm_head.") else "transformer." + k
-        out[name] = v.to(torch.float64)
+        out[name] = v.to(dtype)
     return out
 
 
@@ -125,7 +125,7 @@ def forward(cfg, w, ids, mask):
         q, k, v = conv1d(h, w, p + "attn.c_attn").split(C, dim=-1)
         q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)
-        scores = scores.masked_fill(~allowed, torch.finfo(torch.float64).min)
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         y = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(B, T, C)
         x = x + conv1d(y, w, p + "attn.c_proj")
         h = layernorm(x, w, p + "ln_2", eps)
