@@ -1,0 +1,261 @@
+// liandan_bench_train: tokens/s of a whole training step, the twin of the peer's
+// /work/shared/bench/bench_train.py (same configs, same protocol, same JSON field names).
+// One step = forward + cross-entropy (train::clm_loss, the trainer's loss) + backward + AdamW
+// (train::Optimizer, the trainer's: lr 3e-4, betas 0.9/0.999, eps 1e-8, weight decay 0.1 on weight
+// matrices, none on norms, biases and embeddings) + zero_grad, on 4 batches of random tokens used in
+// turn. `--warmup` steps are not timed, `--steps` are; tokens_per_s = B*T / median(step time).
+// flops_per_token = 6*N + 12*n_layer*n_embd*T with N = params - wpe (the peer's formula, which is
+// train::training_flops_per_token). peak_rss_mib is getrusage's ru_maxrss of this process;
+// peak_tensor_mib the most tensor bytes the caching allocator had handed out at once, and
+// resident_tensor_mib what is still handed out after the last step (weights, optimizer state and
+// whatever zero_grad keeps): their difference is the step's activations, gradients and temporaries;
+// cached_tensor_mib the freed blocks the allocator keeps for reuse (resident, but not in use).
+//
+// Usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16]
+//            [--checkpointing none|all] [--steps 10] [--warmup 3] [--tag S]
+// --precision bf16 runs forward and backward under ops::AutocastScope(bf16) (fp32 master weights
+// and optimizer state, as the peer's autocast); it is refused when this build has no autocast.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "core/allocator.hpp"
+#include "core/rng.hpp"
+#include "core/tensor.hpp"
+#include "io/hf_config.hpp"
+#include "models/causal_lm.hpp"
+#include "train/objectives.hpp"
+#include "train/optimizer.hpp"
+#include "train/plan.hpp"
+#include "train/run_config.hpp"
+
+#if __has_include("ops/autocast.hpp")
+#include "ops/autocast.hpp"
+#define LD_BENCH_HAS_AUTOCAST 1
+#else
+#define LD_BENCH_HAS_AUTOCAST 0
+#endif
+
+namespace {
+
+using ld::Tensor;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string config = "tiny";
+  int threads = 2;
+  std::string precision = "fp32";
+  std::string checkpointing = "none";
+  int steps = 10;
+  int warmup = 3;
+  std::string tag;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "liandan_bench_train: " << message << "\n"
+            << "usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16] "
+               "[--checkpointing none|all] [--steps 10] [--warmup 3] [--tag S]\n";
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    try {
+      if (a == "--config") o.config = value();
+      else if (a == "--threads") o.threads = std::stoi(value());
+      else if (a == "--precision") o.precision = value();
+      else if (a == "--checkpointing") o.checkpointing = value();
+      else if (a == "--steps") o.steps = std::stoi(value());
+      else if (a == "--warmup") o.warmup = std::stoi(value());
+      else if (a == "--tag") o.tag = value();
+      else usage_error("unknown option " + a);
+    } catch (const std::logic_error&) {
+      usage_error("bad number for " + a);
+    }
+  }
+  if (o.precision != "fp32" && o.precision != "bf16") usage_error("--precision must be fp32 or bf16");
+  if (o.precision == "bf16" && !LD_BENCH_HAS_AUTOCAST)
+    usage_error("--precision bf16 needs ops/autocast.hpp, which this build does not have");
+  if (o.checkpointing != "none" && o.checkpointing != "all") usage_error("--checkpointing must be none or all");
+  if (o.steps < 1 || o.warmup < 0 || o.threads < 1) usage_error("--steps and --threads must be >= 1, --warmup >= 0");
+  return o;
+}
+
+struct BenchConfig {
+  ld::models::StackConfig stack;
+  int64_t batch = 0;
+};
+
+// bench_train.py's CONFIGS: (n_layer, n_head, n_embd, vocab, T, B).
+BenchConfig config_for(const std::string& name) {
+  BenchConfig c;
+  ld::models::StackConfig& s = c.stack;
+  if (name == "tiny") s.n_layer = 4, s.n_head = 4, s.n_embd = 256, s.vocab_size = 8192, s.n_positions = 256, c.batch = 8;
+  else if (name == "small")
+    s.n_layer = 6, s.n_head = 6, s.n_embd = 384, s.vocab_size = 8192, s.n_positions = 256, c.batch = 8;
+  else if (name == "gpt2-124M")
+    s.n_layer = 12, s.n_head = 12, s.n_embd = 768, s.vocab_size = 50257, s.n_positions = 1024, c.batch = 1;
+  else usage_error("unknown --config " + name + " (tiny, small, gpt2-124M)");
+  s.n_kv_head = s.n_head;
+  s.kind = ld::models::StackKind::gpt2;
+  s.intermediate_size = 4 * s.n_embd;
+  return c;
+}
+
+// The peer's optimizer settings, in the trainer's configuration type.
+ld::train::TrainSection optimizer_settings() {
+  ld::train::TrainSection t;
+  t.optimizer = "adamw";
+  t.lr = 3e-4;
+  t.beta1 = 0.9, t.beta2 = 0.999, t.eps = 1e-8;
+  t.weight_decay = 0.1;
+  return t;
+}
+
+struct Batch {
+  Tensor inputs, targets;  // i64 [B, T]: a random [B, T+1] window and its shift by one
+};
+
+std::vector<Batch> random_batches(int n, int64_t B, int64_t T, int64_t vocab) {
+  std::mt19937_64 rng(1234);
+  std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+  std::vector<Batch> out;
+  for (int k = 0; k < n; ++k) {
+    std::vector<int64_t> inputs, targets;
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<int64_t> window(static_cast<size_t>(T + 1));
+      for (auto& id : window) id = pick(rng);
+      inputs.insert(inputs.end(), window.begin(), window.end() - 1);
+      targets.insert(targets.end(), window.begin() + 1, window.end());
+    }
+    out.push_back({ld::from_vector(inputs, {B, T}), ld::from_vector(targets, {B, T})});
+  }
+  return out;
+}
+
+// One training step; returns the loss (read back to the host, as the peer's loss.item()).
+double train_step(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer, const Batch& batch,
+                  const Options& o) {
+  double loss = 0;
+  {
+#if LD_BENCH_HAS_AUTOCAST
+    std::optional<ld::ops::AutocastScope> autocast;
+    if (o.precision == "bf16") autocast.emplace(ld::ops::ComputePrecision::bf16);
+#else
+    (void)o;
+#endif
+    const ld::train::LossParts parts = ld::train::clm_loss(model, batch.inputs, batch.targets);
+    parts.loss.backward();
+    loss = parts.loss.item();
+  }
+  optimizer.step();
+  optimizer.zero_grad();
+  return loss;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  try {
+    ld::set_num_threads(o.threads);
+    const BenchConfig bc = config_for(o.config);
+    const int64_t B = bc.batch, T = bc.stack.n_positions;
+    const ld::io::HfModelConfig hf = ld::io::make_hf_config(bc.stack, /*tie_word_embeddings=*/true);
+    ld::Generator gen(1234);
+    std::unique_ptr<ld::models::CausalLM> model = ld::models::make_causal_lm(hf, gen);
+    model->set_checkpointing(o.checkpointing == "all" ? 1 : 0);
+    ld::train::Optimizer optimizer(model->named_parameters(), optimizer_settings());
+    const std::vector<Batch> data = random_batches(4, B, T, bc.stack.vocab_size);
+
+    const std::string name = "[" + o.config + " " + o.precision + " checkpointing " + o.checkpointing + "]";
+    std::vector<double> warm_times, times, losses;
+    for (int i = 0; i < o.warmup + o.steps; ++i) {
+      const auto t0 = Clock::now();
+      const double loss = train_step(*model, optimizer, data[size_t(i) % data.size()], o);
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      const bool warm = i < o.warmup;
+      (warm ? warm_times : times).push_back(dt);
+      losses.push_back(loss);
+      std::cerr << name << (warm ? " warmup " : " step ") << (warm ? i : i - o.warmup) << " " << dt << "s loss "
+                << loss << "\n";
+    }
+    const ld::AllocatorStats tensors = ld::CachingHostAllocator::instance().stats();
+    const double med = median(times);
+    const double tok_s = double(B * T) / med;
+    const int64_t flops_per_token = ld::train::training_flops_per_token(hf, T);
+    nlohmann::json j = {
+        {"program", "liandan"},
+        {"bench", "train"},
+        {"config", o.config},
+        {"tag", o.tag},
+        {"device", "cpu"},
+        {"dtype", o.precision == "bf16" ? "bfloat16" : "float32"},
+        {"precision", o.precision},
+        {"checkpointing", o.checkpointing},
+        {"n_layer", bc.stack.n_layer},
+        {"n_head", bc.stack.n_head},
+        {"n_embd", bc.stack.n_embd},
+        {"vocab", bc.stack.vocab_size},
+        {"T", T},
+        {"B", B},
+        {"params", model->parameter_count()},
+        {"threads", o.threads},
+        {"warmup_times_s", warm_times},
+        {"step_times_s", times},
+        {"median_step_s", med},
+        {"min_step_s", *std::min_element(times.begin(), times.end())},
+        {"max_step_s", *std::max_element(times.begin(), times.end())},
+        {"tokens_per_s", tok_s},
+        {"flops_per_token", flops_per_token},
+        {"flops_formula", "6*N + 12*n_layer*n_embd*T, N = params - wpe"},
+        {"achieved_tflops", double(flops_per_token) * tok_s / 1e12},
+        {"loss_first", losses.front()},
+        {"loss_last", losses.back()},
+        {"ln_vocab", std::log(double(bc.stack.vocab_size))},
+        {"peak_rss_mib", peak_rss_mib()},
+        {"peak_tensor_mib", double(tensors.peak_bytes_in_use) / kMiB},
+        {"resident_tensor_mib", double(tensors.bytes_in_use) / kMiB},
+        {"cached_tensor_mib", double(tensors.bytes_cached) / kMiB},
+    };
+    std::cout << j.dump() << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "liandan_bench_train: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
