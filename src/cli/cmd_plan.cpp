@@ -77,10 +77,10 @@ void print_memory(const train::RunConfig& c, const train::Plan& p) {
               human_bytes(p.weight_bytes).c_str(), human_bytes(p.gradient_bytes).c_str(),
               human_bytes(p.optimizer_bytes).c_str(), c.train.optimizer.c_str());
   if (p.half_copy_bytes > 0)
-    std::printf("              %s weight copy %s\n", c.train.precision.c_str(), human_bytes(p.half_copy_bytes).c_str());
-  std::printf("activations   %s without checkpointing, %s with (all layers), per micro-batch in %s\n",
-              human_bytes(p.activation_bytes_none).c_str(), human_bytes(p.activation_bytes_all).c_str(),
-              c.train.precision.c_str());
+    std::printf("              %s matmul scratch %s\n", c.train.precision.c_str(), human_bytes(p.half_copy_bytes).c_str());
+  std::printf("activations   %s without checkpointing, %s with (all layers), per micro-batch (f32: autocast rounds "
+              "only the matmuls' operands)\n",
+              human_bytes(p.activation_bytes_none).c_str(), human_bytes(p.activation_bytes_all).c_str());
   std::printf("total         %s (checkpointing %s)\n", human_bytes(p.total_bytes()).c_str(),
               c.train.checkpointing.c_str());
 }
@@ -106,8 +106,8 @@ void run_plan(const PlanOptions& o, const std::vector<std::string>& extras) {
     const train::Throughput th = train::measure_throughput(config, o.steps);
     tokens_per_s = th.tokens_per_s;
     std::printf("throughput    %.1f tokens/s (measured here: %lld timed step(s) of forward + backward + AdamW on "
-                "random tokens, %lld tokens each, fp32, checkpointing %s, %d threads, %.2f s)\n",
-                tokens_per_s, (long long)th.steps, (long long)th.tokens_per_step,
+                "random tokens, %lld tokens each, %s, checkpointing %s, %d threads, %.2f s)\n",
+                tokens_per_s, (long long)th.steps, (long long)th.tokens_per_step, config.train.precision.c_str(),
                 config.train.checkpointing.c_str(), num_threads(), th.seconds);
   }
   std::printf("time          %s for %.4g tokens%s (%.3g PFLOP)\n", duration(tokens / tokens_per_s).c_str(), tokens,

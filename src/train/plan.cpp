@@ -7,6 +7,7 @@
 #include "core/rng.hpp"
 #include "models/bert.hpp"
 #include "models/causal_lm.hpp"
+#include "ops/autocast.hpp"
 #include "ops/ops.hpp"
 #include "train/adamw.hpp"
 
@@ -50,8 +51,8 @@ int64_t layer_activation_elements(const io::HfModelConfig& c) {
 }
 
 int64_t activation_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_len, const std::string& checkpointing,
-                         int64_t every_k, const std::string& precision) {
-  const int64_t element = precision == "fp32" ? 4 : 2;
+                         int64_t every_k) {
+  const int64_t element = 4;
   const int64_t L = c.stack.n_layer, C = c.stack.n_embd;
   const int64_t full = layer_activation_elements(c);
   int64_t checkpointed = 0;
@@ -62,6 +63,14 @@ int64_t activation_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_
   const int64_t head = (c.model_type == "bert" ? 4 : 2) * C;
   const int64_t per_token = (layers + head) * element + 4 * c.stack.vocab_size;
   return batch * seq_len * per_token;
+}
+
+int64_t autocast_scratch_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_len,
+                               const std::string& precision) {
+  if (precision == "fp32") return 0;
+  const int64_t element = precision == "bf16" ? 2 : 4;
+  const int64_t C = c.stack.n_embd;
+  return element * (batch * seq_len * C + c.stack.vocab_size * C);
 }
 
 Plan make_plan(const RunConfig& config) {
@@ -77,11 +86,10 @@ Plan make_plan(const RunConfig& config) {
   p.gradient_bytes = 4 * p.parameters;
   if (t.optimizer == "adamw") p.optimizer_bytes = 8 * p.parameters;  // m and v
   if (t.optimizer == "sgd" && t.momentum > 0) p.optimizer_bytes = 4 * p.parameters;
-  if (t.precision != "fp32") p.half_copy_bytes = 2 * p.parameters;  // the 16-bit weights the matmuls read
-  p.activation_bytes_none = activation_bytes(hf, t.batch_size, t.seq_len, "none", 1, t.precision);
-  p.activation_bytes_all = activation_bytes(hf, t.batch_size, t.seq_len, "all", 1, t.precision);
-  p.activation_bytes_configured =
-      activation_bytes(hf, t.batch_size, t.seq_len, t.checkpointing, t.checkpoint_every_k, t.precision);
+  p.half_copy_bytes = autocast_scratch_bytes(hf, t.batch_size, t.seq_len, t.precision);
+  p.activation_bytes_none = activation_bytes(hf, t.batch_size, t.seq_len, "none", 1);
+  p.activation_bytes_all = activation_bytes(hf, t.batch_size, t.seq_len, "all", 1);
+  p.activation_bytes_configured = activation_bytes(hf, t.batch_size, t.seq_len, t.checkpointing, t.checkpoint_every_k);
   return p;
 }
 
@@ -134,6 +142,7 @@ Throughput measure_throughput(const RunConfig& config, int64_t steps) {
                   {.lr = float(t.lr), .beta1 = float(t.beta1), .beta2 = float(t.beta2), .eps = float(t.eps),
                    .weight_decay = float(t.weight_decay)});
   auto step = [&] {
+    ops::AutocastScope autocast(ops::compute_precision_from_name(t.precision));
     const Tensor ids = random_tokens(t.batch_size, t.seq_len, V, rng);
     const Tensor targets = random_tokens(t.batch_size, t.seq_len, V, rng);  // the loss's value does not matter
     Tensor loss = loss_of(ids, targets);

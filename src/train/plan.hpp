@@ -37,8 +37,14 @@ int64_t training_flops_per_token(const io::HfModelConfig& config, int64_t seq_le
 
 // Activation elements one layer keeps per token without checkpointing, and bytes of a micro-batch.
 int64_t layer_activation_elements(const io::HfModelConfig& config);
+// Activations are f32 whatever train.precision says: autocast rounds only the matmuls' operands.
 int64_t activation_bytes(const io::HfModelConfig& config, int64_t batch, int64_t seq_len,
-                         const std::string& checkpointing, int64_t every_k, const std::string& precision);
+                         const std::string& checkpointing, int64_t every_k);
+// bf16/fp16: the scratch copies of the largest product's operands (the LM head's: the tokens'
+// hidden states and the vocabulary matrix), 2 bytes an element for bf16, 4 for fp16 (emulated:
+// rounded values kept in f32); 0 for fp32.
+int64_t autocast_scratch_bytes(const io::HfModelConfig& config, int64_t batch, int64_t seq_len,
+                               const std::string& precision);
 
 struct Plan {
   int64_t parameters = 0;         // all (tied weights once)

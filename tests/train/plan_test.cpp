@@ -84,7 +84,11 @@ TEST(Plan, MemoryFollowsOptimizerAndPrecision) {
   c.train.optimizer = "sgd";
   c.train.momentum = 0.0;
   Plan p = make_plan(c);
-  EXPECT_EQ(p.half_copy_bytes, 2 * p.parameters);
+  // bf16 scratch for the LM head's product: 1024 tokens x 768 plus 50257 x 768, 2 bytes each
+  EXPECT_EQ(p.half_copy_bytes, 2 * (c.train.batch_size * c.train.seq_len * 768 + 50257 * 768));
+  c.train.precision = "fp16";  // emulated: rounded values kept in f32
+  EXPECT_EQ(make_plan(c).half_copy_bytes, 4 * (c.train.batch_size * c.train.seq_len * 768 + 50257 * 768));
+  c.train.precision = "bf16";
   EXPECT_EQ(p.optimizer_bytes, 0);
   c.train.momentum = 0.9;
   EXPECT_EQ(make_plan(c).optimizer_bytes, 4 * p.parameters);
@@ -104,9 +108,8 @@ TEST(Plan, ActivationsByHandForGpt2) {
   // all checkpointed: each layer's input, plus one layer rebuilt in backward
   EXPECT_EQ(p.activation_bytes_all, B * T * ((L * C + layer + head) * 4 + 4 * V));
   EXPECT_EQ(p.activation_bytes_configured, p.activation_bytes_none);
-  // every 2nd layer (0 and 2) checkpointed, in bf16 (2-byte elements, fp32 logits)
-  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "every_k", 2, "bf16"),
-            B * T * ((2 * C + 2 * layer + layer + head) * 2 + 4 * V));
+  // every 2nd layer (0 and 2) checkpointed
+  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "every_k", 2), B * T * ((2 * C + 2 * layer + layer + head) * 4 + 4 * V));
   EXPECT_LT(p.activation_bytes_all, p.activation_bytes_none);
 }
 
