@@ -13,6 +13,7 @@
 #include "data/dataset_index.hpp"
 #include "data/token_shard.hpp"
 #include "test_util.hpp"
+#include "train/trainer_fixture.hpp"
 #include "train/run_config.hpp"
 #include "train/trainer.hpp"
 
@@ -21,66 +22,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Documents counting upwards modulo 10 (as trainer_test.cpp's): every token but a document's first
-// is predictable from the one before it.
-fs::path make_counting_dataset(const fs::path& dir) {
-  fs::create_directories(dir);
-  data::DatasetIndex index;
-  index.tokenizer = "counting";
-  index.vocab_size = 16;
-  index.eos_id = 15;
-  index.token_width = 2;
-  for (const auto& [split, documents, start] : {std::tuple{"train", 24, 0}, std::tuple{"val", 4, 1}}) {
-    const std::string file = std::string(split) + "-00000.bin";
-    data::ShardWriter writer(dir / file, 2);
-    for (int d = 0; d < documents; ++d) {
-      std::vector<int32_t> ids;
-      for (int i = 0; i < 40; ++i) ids.push_back((start + d * 3 + i) % 10);
-      writer.append_document(ids, index.eos_id);
-    }
-    writer.finish();
-    index.splits[split] = {{file, writer.tokens(), writer.documents()}};
-  }
-  data::write_dataset_index(dir, index);
-  return dir;
-}
+using namespace fixture;
 
+// The trainer tests' tiny GPT-2 on the counting dataset, without evaluation or periodic checkpoints.
 RunConfig tiny_gpt2(const fs::path& data, const fs::path& run, std::vector<Override> overrides) {
-  const std::string yaml = R"(
-model:
-  type: gpt2
-  n_layer: 2
-  n_head: 2
-  n_embd: 32
-  vocab_size: 16
-  n_positions: 32
-data:
-  path: )" + data.string() + R"(
-train:
-  batch_size: 4
-  seq_len: 16
-  max_steps: 30
-  lr: 1e-2
-  warmup_steps: 3
-  weight_decay: 0.0
-  threads: 1
-eval:
-  every: 0
-checkpoint:
-  every: 0
-output_dir: )" + run.string() + "\n";
-  return parse_run_config(yaml, "test.yaml", overrides);
-}
-
-TrainOptions quiet() {
-  TrainOptions o;
-  o.print = false;
-  return o;
+  overrides.insert(overrides.begin(), {{"eval.every", "0"}, {"checkpoint.every", "0"}});
+  return make_config(kGpt2Model, data, run, overrides);
 }
 
 TEST(MixedPrecision, Bf16LearnsAndTracksTheFp32Run) {
   test::TempDir tmp("mixed_bf16");
-  const fs::path data = make_counting_dataset(tmp / "data");
+  const fs::path data = make_dataset(tmp / "data");
   const TrainResult fp32 = pretrain(tiny_gpt2(data, tmp / "fp32", {}), quiet());
   const TrainResult bf16 = pretrain(tiny_gpt2(data, tmp / "bf16", {{"train.precision", "bf16"}}), quiet());
   ASSERT_EQ(bf16.losses.size(), 30u);
@@ -96,7 +48,7 @@ TEST(MixedPrecision, Bf16LearnsAndTracksTheFp32Run) {
 // 6 steps at once, or 3, a stop and a resume for 3 more: the same bf16 losses, bit for bit.
 TEST(MixedPrecision, Bf16ResumeIsExact) {
   test::TempDir tmp("mixed_resume");
-  const fs::path data = make_counting_dataset(tmp / "data");
+  const fs::path data = make_dataset(tmp / "data");
   const std::vector<Override> overrides = {{"train.precision", "bf16"}, {"train.max_steps", "6"},
                                            {"train.grad_accum", "2"}};
   const TrainResult whole = pretrain(tiny_gpt2(data, tmp / "whole", overrides), quiet());
@@ -132,7 +84,7 @@ std::vector<nlohmann::json> train_lines(const fs::path& metrics) {
 // and halve the scale, until it fits; then the run trains.
 TEST(MixedPrecision, Fp16SkipsOverflowingStepsThenTrains) {
   test::TempDir tmp("mixed_fp16");
-  const fs::path data = make_counting_dataset(tmp / "data");
+  const fs::path data = make_dataset(tmp / "data");
   TrainOptions o = quiet();
   o.initial_loss_scale = double(1 << 24);
   std::vector<StepReport> reports;
