@@ -5,14 +5,18 @@
 // matrices, none on norms, biases and embeddings) + zero_grad, on 4 batches of random tokens used in
 // turn. `--warmup` steps are not timed, `--steps` are; tokens_per_s = B*T / median(step time).
 // flops_per_token = 6*N + 12*n_layer*n_embd*T with N = params - wpe (the peer's formula, which is
-// train::training_flops_per_token). peak_rss_mib is getrusage's ru_maxrss of this process;
+// train::training_flops_per_token). With --lora: rank-8 LoRA (alpha 16) on every block's attn.c_attn
+// and attn.c_proj through peft::apply_lora (the base frozen), the optimizer over the LoRA tensors only
+// (weight decay 0.1 on them, as the peer), and the peer's LoRA formula 4*N + 12*n_layer*n_embd*T
+// (no weight gradients for the frozen base; the adapters' own FLOPs ignored); params is then the
+// base's, trainable_params the adapters'. peak_rss_mib is getrusage's ru_maxrss of this process;
 // peak_tensor_mib the most tensor bytes the caching allocator had handed out at once, and
 // resident_tensor_mib what is still handed out after the last step (weights, optimizer state and
 // whatever zero_grad keeps): their difference is the step's activations, gradients and temporaries;
 // cached_tensor_mib the freed blocks the allocator keeps for reuse (resident, but not in use).
 //
 // Usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16]
-//            [--checkpointing none|all] [--steps 10] [--warmup 3] [--tag S]
+//            [--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S]
 // --precision bf16 runs forward and backward under ops::AutocastScope(bf16) (fp32 master weights
 // and optimizer state, as the peer's autocast); it is refused when this build has no autocast.
 #include <sys/resource.h>
@@ -38,6 +42,7 @@
 #include "core/tensor.hpp"
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
+#include "peft/lora.hpp"
 #include "train/objectives.hpp"
 #include "train/optimizer.hpp"
 #include "train/plan.hpp"
@@ -60,6 +65,7 @@ struct Options {
   int threads = 2;
   std::string precision = "fp32";
   std::string checkpointing = "none";
+  bool lora = false;
   int steps = 10;
   int warmup = 3;
   std::string tag;
@@ -68,7 +74,7 @@ struct Options {
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_train: " << message << "\n"
             << "usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16] "
-               "[--checkpointing none|all] [--steps 10] [--warmup 3] [--tag S]\n";
+               "[--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S]\n";
   std::exit(2);
 }
 
@@ -85,6 +91,7 @@ Options parse(int argc, char** argv) {
       else if (a == "--threads") o.threads = std::stoi(value());
       else if (a == "--precision") o.precision = value();
       else if (a == "--checkpointing") o.checkpointing = value();
+      else if (a == "--lora") o.lora = true;
       else if (a == "--steps") o.steps = std::stoi(value());
       else if (a == "--warmup") o.warmup = std::stoi(value());
       else if (a == "--tag") o.tag = value();
@@ -153,6 +160,26 @@ std::vector<Batch> random_batches(int n, int64_t B, int64_t T, int64_t vocab) {
   return out;
 }
 
+// The peer's LoRA (gpt_model.py add_lora): rank 8, alpha 16, on attn qkv and out proj; apply_lora
+// freezes the whole base first.
+constexpr int64_t kLoraRank = 8;
+constexpr double kLoraAlpha = 16.0;
+
+ld::peft::LoraModel add_lora(ld::models::CausalLM& model, ld::Generator& gen) {
+  ld::peft::LoraConfig c;
+  c.r = kLoraRank;
+  c.alpha = kLoraAlpha;
+  c.target_modules = {"attn.c_attn", "attn.c_proj"};
+  return ld::peft::apply_lora(model, c, gen, "gpt2");
+}
+
+// The peer's formula: 6*N + attention for full training; a frozen base skips its weight gradients
+// (2*N of the 6*N), so 4*N + attention with LoRA.
+int64_t flops_per_token(const ld::io::HfModelConfig& hf, int64_t T, bool lora) {
+  const int64_t n = ld::train::active_parameters(hf) - ld::train::lookup_parameters(hf);
+  return ld::train::training_flops_per_token(hf, T) - (lora ? 2 * n : 0);
+}
+
 // One training step; returns the loss (read back to the host, as the peer's loss.item()).
 double train_step(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer, const Batch& batch,
                   const Options& o) {
@@ -199,10 +226,13 @@ int main(int argc, char** argv) {
     ld::Generator gen(1234);
     std::unique_ptr<ld::models::CausalLM> model = ld::models::make_causal_lm(hf, gen);
     model->set_checkpointing(o.checkpointing == "all" ? 1 : 0);
+    int64_t trainable = model->parameter_count();
+    if (o.lora) trainable = add_lora(*model, gen).trainable_parameter_count();
     ld::train::Optimizer optimizer(model->named_parameters(), optimizer_settings());
     const std::vector<Batch> data = random_batches(4, B, T, bc.stack.vocab_size);
 
-    const std::string name = "[" + o.config + " " + o.precision + " checkpointing " + o.checkpointing + "]";
+    const std::string name = "[" + o.config + " " + o.precision + " checkpointing " + o.checkpointing +
+                             (o.lora ? " lora" : "") + "]";
     std::vector<double> warm_times, times, losses;
     for (int i = 0; i < o.warmup + o.steps; ++i) {
       const auto t0 = Clock::now();
@@ -217,10 +247,10 @@ int main(int argc, char** argv) {
     const ld::AllocatorStats tensors = ld::CachingHostAllocator::instance().stats();
     const double med = median(times);
     const double tok_s = double(B * T) / med;
-    const int64_t flops_per_token = ld::train::training_flops_per_token(hf, T);
+    const int64_t flops = flops_per_token(hf, T, o.lora);
     nlohmann::json j = {
         {"program", "liandan"},
-        {"bench", "train"},
+        {"bench", o.lora ? "train_lora" : "train"},
         {"config", o.config},
         {"tag", o.tag},
         {"device", "cpu"},
@@ -233,7 +263,9 @@ int main(int argc, char** argv) {
         {"vocab", bc.stack.vocab_size},
         {"T", T},
         {"B", B},
-        {"params", model->parameter_count()},
+        {"params", model->parameter_count() - (o.lora ? trainable : 0)},
+        {"trainable_params", trainable},
+        {"lora", o.lora},
         {"threads", o.threads},
         {"warmup_times_s", warm_times},
         {"step_times_s", times},
@@ -241,9 +273,10 @@ int main(int argc, char** argv) {
         {"min_step_s", *std::min_element(times.begin(), times.end())},
         {"max_step_s", *std::max_element(times.begin(), times.end())},
         {"tokens_per_s", tok_s},
-        {"flops_per_token", flops_per_token},
-        {"flops_formula", "6*N + 12*n_layer*n_embd*T, N = params - wpe"},
-        {"achieved_tflops", double(flops_per_token) * tok_s / 1e12},
+        {"flops_params_N", ld::train::active_parameters(hf) - ld::train::lookup_parameters(hf)},
+        {"flops_per_token", flops},
+        {"flops_formula", std::string(o.lora ? "4*N" : "6*N") + " + 12*n_layer*n_embd*T, N = params - wpe"},
+        {"achieved_tflops", double(flops) * tok_s / 1e12},
         {"loss_first", losses.front()},
         {"loss_last", losses.back()},
         {"ln_vocab", std::log(double(bc.stack.vocab_size))},

@@ -34,16 +34,14 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
+script=train_vs_torch.sh
 reps=5
 configs=tiny,small,gpt2-124M
 precision=both
 build_dir=$root/build/release
 build=1
-
-die() {
-  echo "train_vs_torch.sh: $*" >&2
-  exit 2
-}
+# shellcheck source=SCRIPTDIR/lib_side_by_side.sh
+source "$here/lib_side_by_side.sh"
 
 while (($#)); do
   case "$1" in
@@ -70,122 +68,22 @@ case "$precision" in
   *) die "--precision must be fp32, bf16 or both, got '$precision'" ;;
 esac
 
-bin=${LIANDAN_BENCH:-$build_dir/bench/liandan_bench_train}
-peer_dir=${PEER_DIR:-$(dirname "$root")/shared/bench}
-threads=${BENCH_THREADS:-2}
-timeout_s=${BENCH_TIMEOUT:-900}
-liandan_env_words=${LIANDAN_ENV-OMP_WAIT_POLICY=PASSIVE}
-read -r -a liandan_env <<<"$liandan_env_words"
-py=/usr/bin/python3  # Debian's interpreter: the python3 first on PATH has no torch
-
-if ((build)) && [[ -z ${LIANDAN_BENCH:-} ]]; then
-  if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-    cmake -S "$root" --preset release -B "$build_dir" >&2 || die "configuring $build_dir failed"
-  fi
-  cmake --build "$build_dir" --target liandan_bench_train >&2 || die "building liandan_bench_train in $build_dir failed"
-fi
-[[ -x $bin ]] || die "$bin is not an executable; build it (--build DIR) or set LIANDAN_BENCH"
-[[ -f $peer_dir/bench_train.py ]] || die "no bench_train.py in $peer_dir (set PEER_DIR)"
-if [[ ! -x $py ]] || ! $py -c 'import torch' 2>/dev/null; then
-  die "$py cannot import torch (install Debian's python3-torch)"
-fi
-
-out=${BENCH_OUT:-$(mktemp -d /tmp/train_vs_torch.XXXXXX)}
-mkdir -p "$out"
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-
-# run_side <side> <name> <rep> <command...>: stdout -> <side>.<name>.<rep>.jsonl, stderr -> .err, exit code -> .rc
-run_side() {
-  local side=$1 name=$2 rep=$3
-  shift 3
-  local base="$out/$side.$name.$rep" t0 rc
-  t0=$(date +%s%N)
-  timeout --kill-after=10 "$timeout_s" "$@" >"$base.jsonl" 2>"$base.err"
-  rc=$?
-  echo "$rc" >"$base.rc"
-  printf '[train_vs_torch] %-16s rep %d/%d %-7s rc=%d %7d ms\n' "$name" "$rep" "$reps" "$side" "$rc" \
-    $((($(date +%s%N) - t0) / 1000000)) >&2
-}
+sbs_setup
 
 for c in "${config_list[@]}"; do
   for ((rep = 1; rep <= reps; rep++)); do
     for p in "${sides[@]}"; do
       dtype=float32
       [[ $p == bf16 ]] && dtype=bfloat16
-      run_side liandan "$c:$p" "$rep" env "${liandan_env[@]}" \
-        "$bin" --config "$c" --precision "$p" --threads "$threads" --tag "rep$rep"
-      # the peer exactly as /work/shared/bench/README.md runs it at its best on this machine
-      run_side peer "$c:$p" "$rep" bash -c 'cd "$1" && shift && exec "$@"' _ "$peer_dir" \
-        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE "$py" bench_train.py \
-        --config "$c" --dtype "$dtype" --threads "$threads" --tag "rep$rep"
+      run_liandan "$c:$p" "$rep" --config "$c" --precision "$p"
+      run_peer "$c:$p" "$rep" --config "$c" --dtype "$dtype"
     done
   done
 done
 
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "[train_vs_torch] raw results in $out" >&2
-
-"$py" - "$out" "$reps" "$threads" "$load_start" "$load_end" "$liandan_env_words" "$configs" "${sides[@]}" <<'PY'
-"""Aggregates the per-process JSON lines into the markdown table."""
-import json
-import os
-import statistics
-import sys
-
-out, reps, threads, load_start, load_end, liandan_env, configs = sys.argv[1:8]
-reps = int(reps)
-sides = sys.argv[8:]
-
-
-def read_run(side, name, rep):
-    """(the JSON result or None, why not) of one process."""
-    base = os.path.join(out, f"{side}.{name}.{rep}")
-    result = None
-    try:
-        for raw in open(base + ".jsonl"):
-            raw = raw.strip()
-            if raw.startswith("{"):
-                try:
-                    result = json.loads(raw)
-                except json.JSONDecodeError:
-                    pass
-    except OSError:
-        pass
-    if result and "tokens_per_s" in result:
-        return result, ""
-    try:
-        rc = int(open(base + ".rc").read().strip())
-    except (OSError, ValueError):
-        rc = None
-    try:
-        err = [l.strip() for l in open(base + ".err", errors="replace") if l.strip()]
-    except OSError:
-        err = []
-    why = "never ran" if rc is None else "timed out (BENCH_TIMEOUT)" if rc == 124 else f"exit code {rc}"
-    return None, why + (": " + err[-1] if err else "")
-
-
-def fmt(x):
-    return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
-
-
-def summary(side, name):
-    """(tok/s cell, median tok/s or None, RSS cell, openblas core) over the reps."""
-    results, whys = [], []
-    for rep in range(1, reps + 1):
-        r, why = read_run(side, name, rep)
-        (results if r else whys).append(r or why)
-    if not results:
-        return ("failed: " + whys[0]) if whys else "no result", None, "", ""
-    rates = [float(r["tokens_per_s"]) for r in results]
-    med = statistics.median(rates)
-    text = f"{fmt(med)} ({fmt(min(rates))}-{fmt(max(rates))})"
-    if len(results) < reps:
-        text += f" [{len(results)}/{reps} runs]"
-    rss = statistics.median(float(r["peak_rss_mib"]) for r in results)
-    return text, med, f"{rss:.0f}", results[-1].get("openblas_core", "")
-
-
+sbs_summarize "$(cat <<'PY'
+configs = args[0]
+sides = args[1:]
 print(f"Training step tok/s (B*T / median step time), median over {reps} alternating processes per side "
       f"(min-max), {threads} threads; ratio = liandan / peer. loadavg {load_start} -> {load_end}"
       + f"; liandan env: {liandan_env or '(none)'}\n")
@@ -206,3 +104,4 @@ for config in configs.split(","):
         ratio = f"{lm / pm:.2f}" if lm and pm else "-"
         print(f"| {config} | {mine} | {peer_dtype} | {lt} | {pt} | {ratio} | {lrss} | {prss} | {core} |")
 PY
+)" "$configs" "${sides[@]}"

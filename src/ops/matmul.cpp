@@ -55,14 +55,17 @@ Operand gemm_operand(const Tensor& t, size_t nbatch) {
   return {c, c.data<float>(), std::max<int64_t>(cols, 1), false, rows * cols};
 }
 
+// Saves only what the wanted gradients read: da needs b, db needs a. A frozen weight b (a LoRA base)
+// keeps no activation a alive.
 struct MatmulBackward : Node {
   Tensor a, b;
+  Shape a_shape, b_shape;
   const char* name() const override { return "MatmulBackward"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
     const Tensor& g = grads[0];
     Tensor ga, gb;
-    if (needs_input_grad(0)) ga = sum_to_shape(matmul(g, b.transpose(-1, -2)), a.shape());
-    if (needs_input_grad(1)) gb = sum_to_shape(matmul(a.transpose(-1, -2), g), b.shape());
+    if (needs_input_grad(0)) ga = sum_to_shape(matmul(g, b.transpose(-1, -2)), a_shape);
+    if (needs_input_grad(1)) gb = sum_to_shape(matmul(a.transpose(-1, -2), g), b_shape);
     return {ga, gb};
   }
   void release() override { a = b = Tensor(); }
@@ -119,8 +122,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   g.precision = autocast_precision();
   out.backend().gemm(g);
   if (auto node = make_node<MatmulBackward>({a_in, b_in})) {
-    node->a = a_in.detach();
-    node->b = b_in.detach();
+    if (node->needs_input_grad(1)) node->a = a_in.detach();
+    if (node->needs_input_grad(0)) node->b = b_in.detach();
+    node->a_shape = a_in.shape();
+    node->b_shape = b_in.shape();
     set_history(out, node);
   }
   return out;
@@ -128,13 +133,15 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 
 namespace {
 
+// x2 is saved only when the weight wants a gradient (dW reads it; dx and db do not), so a frozen
+// weight keeps no activation alive; the weight is saved only when x wants a gradient.
 struct LinearBackward : Node {
   Tensor x2, weight;  // x as [N, in], contiguous
   Shape x_shape;
+  int64_t rows = 0, in = 0, out = 0;
   const char* name() const override { return "LinearBackward"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
-    Tensor g = grads[0].reshape({x2.size(0), weight.size(0)}).contiguous();
-    int64_t rows = x2.size(0), in = weight.size(1), out = weight.size(0);
+    Tensor g = grads[0].reshape({rows, out}).contiguous();
     Backend& be = g.backend();
     Tensor dx, dw, db;
     if (needs_input_grad(0)) {
@@ -147,7 +154,7 @@ struct LinearBackward : Node {
       dx = dx.view(x_shape);
     }
     if (needs_input_grad(1)) {
-      dw = empty(weight.shape(), DType::f32, g.device());
+      dw = empty({out, in}, DType::f32, g.device());
       GemmArgs a;  // dW[out,in] = G^T[out,N] X[N,in]
       a.trans_a = true;
       a.m = out, a.n = in, a.k = rows;
@@ -227,9 +234,10 @@ Tensor linear(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
   out.backend().gemm(g);
   out = out.view(out_shape);
   if (auto node = make_node<LinearBackward>({x, weight_in, bias})) {
-    node->x2 = x2;
-    node->weight = weight;
+    if (node->needs_input_grad(1)) node->x2 = x2;
+    if (node->needs_input_grad(0)) node->weight = weight;
     node->x_shape = x.shape();
+    node->rows = rows, node->in = in, node->out = outf;
     set_history(out, node);
   }
   return out;

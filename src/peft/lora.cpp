@@ -109,10 +109,12 @@ LoraLayer::LoraLayer(int64_t in, int64_t out, const LoraConfig& config, Generato
   lora_B->weight.zero_();
 }
 
+// The scale is applied to the rank-r activation A x ([..., r]) rather than to B A x ([..., out]):
+// the same product, but the scale's forward and backward passes touch r columns instead of out.
 Tensor LoraLayer::adapt(const Tensor& x, const Tensor& y) const {
   if (merged) return y;
-  Tensor h = lora_B->forward(lora_A->forward(ops::dropout(x, dropout, is_training())));
-  return ops::add(y, ops::scale(h, scale));
+  Tensor h = ops::scale(lora_A->forward(ops::dropout(x, dropout, is_training())), scale);
+  return ops::add(y, lora_B->forward(h));
 }
 
 Tensor LoraLayer::delta_weight() const { return ops::scale(ops::matmul(lora_B->weight, lora_A->weight), scale); }

@@ -8,6 +8,11 @@
 //   dY^T @ X with min(M, N) <= 256 (a weight gradient with a narrow side): 8192x256x2048 422 vs 329,
 //   1024x256x2048 466 vs 398 (wider ones stay on sgemm: 50257x768x1024 410 vs 473).
 //   Primitives are created once per shape and cached.
+//   Thin weight gradients, min(M, N) <= 16 (a LoRA factor's dA = dH^T X, dB = dY^T H at rank 8 or
+//   16), go back to sgemm, faster there (microseconds, best of 60, 2 threads, K = rows): 1152x8x2048
+//   411 vs 536, 384x8x2048 107 vs 161, 8x384x2048 64 vs 74, 768x8x2048 273 vs 347, 1152x16x2048 410
+//   vs 518; except when dY's row stride is a multiple of 4 KiB (M = 1024, 2048, 3072, 4096: sgemm's
+//   strided reads alias in the cache): 3072x8x1024 946 vs 827, 2048x8x2048 1367 vs 1088.
 // bf16/fp16 products (GemmArgs::precision, set under ops::AutocastScope) go to gemm_half.cpp.
 #include <dnnl.hpp>
 
@@ -33,10 +38,16 @@ void sgemm_one(const GemmArgs& g, const float* a, const float* b, float* c) {
   LD_ASSERT(st == dnnl_success, "dnnl_sgemm failed with status ", int(st), " for m=", g.m, " n=", g.n, " k=", g.k);
 }
 
+// A LoRA factor's gradient (see the header comment): sgemm, unless the rows of A^T alias.
+bool is_thin_sgemm_gradient(const GemmArgs& g) {
+  constexpr int64_t kFloatsPer4KiB = 1024;
+  return std::min(g.m, g.n) <= 16 && g.lda % kFloatsPer4KiB != 0;
+}
+
 bool prefers_matmul_primitive(const GemmArgs& g) {
   if (g.batch != 1 || g.alpha != 1.0f || (g.beta != 0.0f && g.beta != 1.0f) || g.k < 64) return false;
   bool wide_input_forward = !g.trans_a && g.trans_b && g.k >= g.n;
-  bool narrow_weight_gradient = g.trans_a && !g.trans_b && std::min(g.m, g.n) <= 256;
+  bool narrow_weight_gradient = g.trans_a && !g.trans_b && std::min(g.m, g.n) <= 256 && !is_thin_sgemm_gradient(g);
   return wide_input_forward || narrow_weight_gradient;
 }
 
