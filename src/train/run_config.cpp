@@ -58,6 +58,9 @@ const std::vector<Row>& rows() {
        {"chat_template"}},
       {"data.packing", LD_FIELD(data.packing), Range::any, "",
        "finetune (task sft): concatenate examples into full seq_len rows instead of padding each.", {"pack"}},
+      {"data.labels", LD_FIELD(data.labels), Range::any, "",
+       "finetune (task classify): the label set, label i being class i; []: the training file's labels, sorted.",
+       {"label_list", "id2label"}},
 
       {"train.batch_size", LD_FIELD(train.batch_size), Range::positive, "", "Sequences per micro-batch.",
        {"micro_batch_size", "per_device_train_batch_size"}},
@@ -129,9 +132,35 @@ const std::vector<Row>& rows() {
        "finetune: what is trained: every weight (full), LoRA updates, Houlsby adapters, or a soft prompt.",
        {"peft_type"}},
       {"finetune.task", LD_FIELD(finetune.task), Range::any, "sft|clm|classify|multitask",
-       "finetune: sft (instruction JSONL, loss on responses) or clm (a prepared dataset, data.path); "
-       "classify and multitask are not supported yet.",
+       "finetune: sft (instruction JSONL, loss on responses), clm (a prepared dataset, data.path), classify "
+       "(text/label JSONL, a score head) or multitask (several sft datasets mixed, multitask.*).",
        {"task_type"}},
+
+      {"multitask.train", LD_FIELD(multitask.train), Range::any, "",
+       "finetune (task multitask): the training files, one per dataset (instruction JSONL).", {"datasets"}},
+      {"multitask.val", LD_FIELD(multitask.val), Range::any, "",
+       "finetune (task multitask): held-out files, one per dataset (\"\" = none); []: no evaluation.", {}},
+      {"multitask.names", LD_FIELD(multitask.names), Range::any, "",
+       "finetune (task multitask): the datasets' names, prefixing their metrics; []: the train files' stems.", {}},
+      {"multitask.weights", LD_FIELD(multitask.weights), Range::any, "",
+       "finetune (task multitask, sampling weights): one non-negative number per dataset; []: equal.", {}},
+      {"multitask.sampling", LD_FIELD(multitask.sampling), Range::any, "weights|temperature",
+       "finetune (task multitask): draw each micro-batch's dataset by weights or by size^(1/temperature).", {}},
+      {"multitask.temperature", LD_FIELD(multitask.temperature), Range::positive, "",
+       "finetune (task multitask, sampling temperature): T; 1: proportional to size, larger: flatter.", {}},
+
+      {"continual.replay_from", LD_FIELD(continual.replay_from), Range::any, "",
+       "finetune (continual): the earlier task's training data (JSONL of the run's task), or the earlier "
+       "finetune run's folder (its data.train); used for replay and the EWC Fisher.", {"replay_data"}},
+      {"continual.replay_fraction", LD_FIELD(continual.replay_fraction), Range::unit, "",
+       "finetune (continual): the fraction of micro-batches drawn from replay_from (experience replay).",
+       {"replay_ratio"}},
+      {"continual.ewc_lambda", LD_FIELD(continual.ewc_lambda), Range::non_negative, "",
+       "finetune (continual): EWC penalty strength (lambda/2 sum F (theta - theta*)^2); 0: no EWC.", {"ewc"}},
+      {"continual.fisher_batches", LD_FIELD(continual.fisher_batches), Range::positive, "",
+       "finetune (continual): batches of replay_from averaged into EWC's diagonal Fisher.", {}},
+      {"continual.earlier_val", LD_FIELD(continual.earlier_val), Range::any, "",
+       "finetune (continual): the earlier task's held-out data, evaluated at each evaluation (forgetting).", {}},
 
       {"lora.r", LD_FIELD(lora.r), Range::positive, "", "LoRA rank.", {"rank", "lora_r"}},
       {"lora.alpha", LD_FIELD(lora.alpha), Range::positive, "",
@@ -170,7 +199,8 @@ const std::vector<Row>& rows() {
 
 const std::vector<std::string>& section_names() {
   static const std::vector<std::string> s = {"model", "data",     "train", "eval",         "checkpoint",
-                                             "log",   "finetune", "lora",  "adapter", "prompt_tuning"};
+                                             "log",   "finetune", "multitask", "continual", "lora",  "adapter",
+                                             "prompt_tuning"};
   return s;
 }
 

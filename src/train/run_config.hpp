@@ -35,12 +35,32 @@ struct DataSection {
   std::string val;                  // the same, held out; "" = no evaluation
   std::string chat_template = "chatml";  // chatml | tokenizer (tokenizer_config.json's chat_template)
   bool packing = false;
+  std::vector<std::string> labels;  // task classify: the label set, label i = class i; [] = the training file's
 };
 
 // `liandan finetune`: what is trained and on what.
 struct FinetuneSection {
   std::string method = "lora";  // full | lora | adapter | prompt
   std::string task = "sft";     // sft | clm | classify | multitask
+};
+
+// finetune.task multitask: several sft datasets, dataset i = train[i] (val[i], names[i], weights[i]).
+struct MultitaskSection {
+  std::vector<std::string> train;    // instruction JSONL files
+  std::vector<std::string> val;      // [] or one per dataset ("" = none)
+  std::vector<std::string> names;    // [] = the train files' stems
+  std::vector<std::string> weights;  // numbers; [] = equal (sampling weights)
+  std::string sampling = "weights";  // weights | temperature
+  double temperature = 1.0;          // sampling temperature: p_i ∝ n_i^(1/T)
+};
+
+// Continual fine-tuning: the earlier task's data for replay and EWC, and forgetting measured on it.
+struct ContinualSection {
+  std::string replay_from;      // the earlier task's training JSONL, or its finetune run folder
+  double replay_fraction = 0;   // of the micro-batches drawn from replay_from
+  double ewc_lambda = 0;        // 0 = no EWC
+  int64_t fisher_batches = 20;  // batches of replay_from for the diagonal Fisher
+  std::string earlier_val;      // the earlier task's held-out data: forgetting at each evaluation
 };
 
 struct LoraSection {
@@ -110,6 +130,8 @@ struct RunConfig {
   CheckpointSection checkpoint;
   LogSection log;
   FinetuneSection finetune;
+  MultitaskSection multitask;
+  ContinualSection continual;
   LoraSection lora;
   AdapterSection adapter;
   PromptTuningSection prompt_tuning;

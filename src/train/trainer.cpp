@@ -318,10 +318,10 @@ TrainResult Trainer::run() {
 // a resolved.yaml lists every key).
 void refuse_finetune_keys(const RunConfig& c) {
   std::vector<std::string> found;
-  for (const char* section : {"finetune", "lora", "adapter", "prompt_tuning"})
+  for (const char* section : {"finetune", "lora", "adapter", "prompt_tuning", "multitask", "continual"})
     for (const std::string& k : c.given_in(section))
       if (c.set_away_from_default(k)) found.push_back(k);
-  for (const char* key : {"data.train", "data.val", "data.template", "data.packing"})
+  for (const char* key : {"data.train", "data.val", "data.template", "data.packing", "data.labels"})
     if (c.set_away_from_default(key)) found.push_back(key);
   if (found.empty()) return;
   std::string keys;

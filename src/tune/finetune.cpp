@@ -10,7 +10,11 @@
 #include "train/checkpoint.hpp"
 #include "train/pretrain_task.hpp"
 #include "train/train_task.hpp"
+#include "tune/finetune_classify.hpp"
+#include "tune/finetune_continual.hpp"
+#include "tune/finetune_mixed.hpp"
 #include "tune/finetune_model.hpp"
+#include "tune/finetune_multitask.hpp"
 #include "tune/finetune_sft.hpp"
 
 namespace ld::tune {
@@ -52,7 +56,60 @@ void check_method_sections(const train::RunConfig& c) {
            "prompt_tuning.init=text needs prompt_tuning.init_text");
 }
 
+
+// The task's own keys, and those of other tasks refused.
+void check_task_keys(const train::RunConfig& c) {
+  const std::string& task = c.finetune.task;
+  const std::vector<std::string> multitask = set_keys(c, c.given_in("multitask"));
+  LD_CHECK(multitask.empty() || task == "multitask", "finetune: ", joined(multitask),
+           ": options of finetune.task=multitask, but finetune.task=", task);
+  if (task != "classify") refuse_set(c, {"data.labels"}, "read by finetune.task=classify only");
+  if (task == "sft" || task == "classify") {
+    refuse_set(c, {"data.path", "eval.samples"},
+               "not read by finetune.task=" + task + " (it reads data.train and data.val)");
+    LD_CHECK(!c.data.train.empty(), "finetune: data.train: required for finetune.task=", task,
+             task == "sft" ? " (Alpaca or chat JSONL)" : " ({\"text\", \"label\"} JSONL)");
+  } else if (task == "multitask") {
+    refuse_set(c, {"data.path", "eval.samples", "data.train", "data.val", "data.packing"},
+               "not read by finetune.task=multitask (it reads multitask.train and multitask.val)");
+    multitask_datasets(c);  // the lists' errors, before anything loads
+    LD_CHECK(c.finetune.method != "prompt", "finetune.task=multitask: finetune.method=prompt is not supported");
+  } else {
+    refuse_set(c, {"data.train", "data.val", "data.template", "data.packing"},
+               "instruction-data options, meaningless for finetune.task=clm (it reads data.path)");
+  }
+  if (task == "classify") {
+    refuse_set(c, {"data.template", "data.packing"}, "instruction-data options, meaningless for finetune.task=classify");
+    LD_CHECK(c.finetune.method == "full" || c.finetune.method == "lora", "finetune.task=classify: finetune.method=",
+             c.finetune.method, " is not supported (full or lora: the score head is trained with either)");
+  }
+}
+
+void check_continual_keys(const train::RunConfig& c) {
+  if (!continual_enabled(c)) return;
+  const std::string& task = c.finetune.task;
+  LD_CHECK(task != "clm", "finetune: ", joined(set_keys(c, c.given_in("continual"))),
+           ": continual options need finetune.task sft, classify or multitask, not clm");
+  LD_CHECK(c.finetune.method != "prompt", "finetune: continual options are not supported with finetune.method=prompt");
+  const bool needs_earlier_data = c.continual.replay_fraction > 0 || c.continual.ewc_lambda > 0;
+  LD_CHECK(!needs_earlier_data || !c.continual.replay_from.empty(),
+           "finetune: continual.replay_fraction and continual.ewc_lambda need continual.replay_from (the earlier "
+           "task's training data)");
+  LD_CHECK(task == "classify" || !c.data.packing, "finetune: data.packing cannot be combined with continual options");
+  if (!c.continual.replay_from.empty()) earlier_train_file(c);  // a run folder must name its data
+}
+
 }  // namespace
+
+fs::path finetune_tokenizer_source(const train::RunConfig& c) {
+  return c.data.tokenizer.empty() ? fs::path(c.model.from) : fs::path(c.data.tokenizer);
+}
+
+ChatTemplate finetune_chat_template(const train::RunConfig& c) {
+  if (c.data.chat_template == "chatml") return ChatTemplate::chatml();
+  const fs::path source = finetune_tokenizer_source(c);
+  return ChatTemplate::from_tokenizer_config(fs::is_directory(source) ? source : source.parent_path());
+}
 
 void check_finetune_config(const train::RunConfig& c) {
   LD_CHECK(!c.model.from.empty(), "finetune: model.from: required (the Hugging Face folder to fine-tune: "
@@ -66,33 +123,16 @@ void check_finetune_config(const train::RunConfig& c) {
            " as saved (its weights fix its config); remove these keys");
   LD_CHECK(c.model.hf.is_causal_lm(), "finetune: ", c.model.from, " is a ", c.model.hf.model_type,
            " model; fine-tuning supports causal LMs (gpt2, llama, mistral, qwen2, mixtral)");
-  const std::string& task = c.finetune.task;
-  LD_CHECK(task != "classify" && task != "multitask", "finetune.task=", task,
-           " is not supported yet (sft and clm are)");
+  LD_CHECK(c.finetune.task == "classify" || !is_classifier_folder(c.model.from), "finetune: ", c.model.from,
+           " is a sequence classifier; finetune.task=", c.finetune.task, " needs a causal LM");
   refuse_set(c, {"train.mlm_probability", "train.mask_token_id"},
              "pretraining options, meaningless for finetune (the objective follows finetune.task)");
-  if (task == "sft") {
-    refuse_set(c, {"data.path", "eval.samples"},
-               "not read by finetune.task=sft (it reads data.train and data.val; evaluation reports exact match)");
-    LD_CHECK(!c.data.train.empty(), "finetune: data.train: required for finetune.task=sft (Alpaca or chat JSONL)");
-  } else {
-    refuse_set(c, {"data.train", "data.val", "data.template", "data.packing"},
-               "instruction-data options, meaningless for finetune.task=clm (it reads data.path)");
-  }
+  check_task_keys(c);
+  check_continual_keys(c);
   check_method_sections(c);
 }
 
 namespace {
-
-fs::path tokenizer_source(const train::RunConfig& c) {
-  return c.data.tokenizer.empty() ? fs::path(c.model.from) : fs::path(c.data.tokenizer);
-}
-
-ChatTemplate chat_template(const train::RunConfig& c) {
-  if (c.data.chat_template == "chatml") return ChatTemplate::chatml();
-  const fs::path source = tokenizer_source(c);
-  return ChatTemplate::from_tokenizer_config(fs::is_directory(source) ? source : source.parent_path());
-}
 
 std::string percent(int64_t part, int64_t whole) {
   char buf[32];
@@ -112,12 +152,12 @@ class FinetuneTask : public train::TrainTask {
   FinetuneTask(const train::RunConfig& config, const fs::path& checkpoint, bool print)
       : c_(with_room_for_prompt(config)) {
     if (c_.finetune.task == "sft" || c_.prompt_tuning.init == "text")
-      tokenizer_ = tok::load_tokenizer(tokenizer_source(c_));
+      tokenizer_ = tok::load_tokenizer(finetune_tokenizer_source(c_));
     model_ = load_tuned_model(c_, checkpoint, tokenizer_.get());
     model_.lm->train();
     model_.lm->set_checkpointing(train::activation_checkpoint_every(c_.train));
     if (c_.finetune.task == "sft")
-      sft_ = std::make_unique<SftData>(c_, *tokenizer_, chat_template(c_), prefix_tokens(), print);
+      sft_ = std::make_unique<SftData>(c_, *tokenizer_, finetune_chat_template(c_), prefix_tokens(), print);
     else
       clm_ = std::make_unique<train::PretrainTask>(c_, *model_.lm);
   }
@@ -175,6 +215,7 @@ std::unique_ptr<train::TrainTask> make_finetune_task(const train::RunConfig& con
                                                      bool print) {
   check_finetune_config(config);
   train::check_precision_supported(config.train.precision);
+  if (uses_mixed_sources(config)) return make_mixed_finetune_task(config, checkpoint, print);
   return std::make_unique<FinetuneTask>(config, checkpoint, print);
 }
 

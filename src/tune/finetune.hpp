@@ -1,7 +1,8 @@
 #pragma once
 // `liandan finetune`: trains a loaded causal LM (model.from) by finetune.method (full, lora, adapter,
 // prompt; tune/finetune_model.hpp) on finetune.task (sft: instruction JSONL, tune/finetune_sft.hpp;
-// clm: continued next-token training on a prepared dataset, as pretraining reads it), through the
+// clm: continued next-token training on a prepared dataset, as pretraining reads it; classify,
+// multitask and continual runs: tune/finetune_mixed.hpp), through the
 // same loop as pretraining (train/train_task.hpp): schedule, accumulation, clipping, precision,
 // progress, metrics.jsonl, checkpoints and exact resume. A checkpoint holds the method's output
 // (the full Hugging Face folder, or the adapter folder alone), the optimizer state of the trained
@@ -13,12 +14,19 @@
 #include "train/run_config.hpp"
 #include "train/train_task.hpp"
 #include "train/trainer.hpp"
+#include "tune/chat_template.hpp"
 
 namespace ld::tune {
 
+// data.tokenizer, or model.from when it is empty.
+std::filesystem::path finetune_tokenizer_source(const train::RunConfig& config);
+// data.template: ChatML, or the tokenizer folder's chat_template.
+ChatTemplate finetune_chat_template(const train::RunConfig& config);
+
 // The errors a fine-tuning configuration can have before anything is loaded: no model.from, model
-// keys (the base's config is fixed by its weights), a task not supported yet, keys only pretraining
-// reads, options of another method, missing data.
+// keys (the base's config is fixed by its weights), a method a task does not support, keys only
+// pretraining reads, options of another method or task, malformed multitask lists, continual keys
+// without their earlier data, missing data.
 void check_finetune_config(const train::RunConfig& config);
 
 train::TrainResult finetune(const train::RunConfig& config, const train::TrainOptions& options = {});

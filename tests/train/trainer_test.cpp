@@ -268,6 +268,13 @@ TEST(Trainer, RefusesWhatItCannotDo) {
                           pretrain(make_config(kGpt2Model, data, tmp / "a", {{"train.precision", "fp8"}}), quiet());
                         }),
                         {"train.precision", "fp8"});
+  // Fine-tuning keys mean nothing here: refused, not ignored.
+  test::expect_mentions(test::error_message([&] {
+                          pretrain(make_config(kGpt2Model, data, tmp / "e",
+                                               {{"continual.replay_fraction", "0.5"}, {"data.labels", "[a, b]"}}),
+                                   quiet());
+                        }),
+                        {"continual.replay_fraction", "data.labels", "liandan finetune"});
   // A fresh run into a folder that holds one.
   const std::vector<Override> one_step = {{"train.max_steps", "1"}, {"train.warmup_steps", "0"}, {"eval.every", "0"}};
   pretrain(make_config(kGpt2Model, data, tmp / "b", one_step), quiet());

@@ -374,8 +374,8 @@ void expect_config_error(const std::vector<train::Override>& o, const std::vecto
 TEST(Finetune, BadConfigurationsFailBeforeTraining) {
   expect_config_error({{"model.from", "/no/such/base"}}, {"/no/such/base", "config.json"});
   expect_config_error({{"finetune.method", "qlora"}}, {"finetune.method", "full|lora|adapter|prompt"});
-  expect_config_error({{"finetune.task", "classify"}}, {"finetune.task=classify", "not supported yet"});
-  expect_config_error({{"finetune.task", "multitask"}}, {"multitask", "not supported yet"});
+  expect_config_error({{"finetune.task", "classify"}}, {"finetune.task=classify", "method=adapter"}, "adapter");
+  expect_config_error({{"finetune.task", "multitask"}}, {"data.train", "multitask.train"});
   expect_config_error({{"train.mlm_probability", "0.2"}}, {"train.mlm_probability", "pretraining"});
   expect_config_error({{"data.path", "x"}}, {"data.path", "sft"});
   expect_config_error({{"lora.r", "4"}}, {"lora.r", "method lora", "finetune.method=adapter"}, "adapter");
