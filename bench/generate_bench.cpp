@@ -10,6 +10,9 @@
 //
 // Usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] [--dtype float32|bfloat16]
 //            [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] [--arch gpt2|llama] [--tag S]
+//            [--decode fused|general]
+// --decode general runs every decode step through model.run() instead of infer::DecodeStep (what
+// infer::generate uses for these models), to measure what the fused step saves.
 // --arch llama runs a LLaMA stack of the same sizes (intermediate_size 8C/3: the same parameter count
 // as GPT-2's 4C MLP), for use while GPT-2 cannot be built.
 #include <algorithm>
@@ -19,6 +22,7 @@
 #include <exception>
 #include <iostream>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +33,7 @@
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
 #include "infer/bf16_weights.hpp"
+#include "infer/decode_step.hpp"
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
 #include "ops/ops.hpp"
@@ -48,13 +53,14 @@ struct Options {
   int64_t prompt_len = 16;
   std::string arch = "gpt2";
   std::string tag;
+  std::string decode = "fused";
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_generate: " << message << "\n"
             << "usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] "
                "[--dtype float32|bfloat16] [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] "
-               "[--arch gpt2|llama] [--tag S]\n";
+               "[--arch gpt2|llama] [--tag S] [--decode fused|general]\n";
   std::exit(2);
 }
 
@@ -76,6 +82,7 @@ Options parse(int argc, char** argv) {
       else if (a == "--prompt-len") o.prompt_len = std::stoll(value());
       else if (a == "--arch") o.arch = value();
       else if (a == "--tag") o.tag = value();
+      else if (a == "--decode") o.decode = value();
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -83,6 +90,7 @@ Options parse(int argc, char** argv) {
   }
   if (o.dtype != "float32" && o.dtype != "bfloat16") usage_error("--dtype must be float32 or bfloat16");
   if (o.arch != "gpt2" && o.arch != "llama") usage_error("--arch must be gpt2 or llama");
+  if (o.decode != "fused" && o.decode != "general") usage_error("--decode must be fused or general");
   if (o.batch < 1 || o.reps < 1 || o.new_tokens < 2 || o.prompt_len < 1 || o.threads < 1)
     usage_error("--batch, --reps, --prompt-len, --threads must be >= 1 and --new-tokens >= 2");
   return o;
@@ -126,6 +134,20 @@ Timing generate_once(const ld::models::CausalLM& model, const Tensor& prompt, co
   std::vector<int64_t> tokens = next.to_vector<int64_t>();
   t.prefill_s = seconds_since(c0);
   auto d0 = Clock::now();
+  if (o.decode == "fused") {
+    ld::infer::DecodeStep step(model, cache);
+    const std::vector<int64_t> no_padding(static_cast<size_t>(o.batch), 0);
+    const int64_t V = model.config().vocab_size;
+    for (int64_t s = 1; s < o.new_tokens; ++s) {
+      const std::span<const float> rows = step.run(tokens, no_padding);
+      for (int64_t b = 0; b < o.batch; ++b) {
+        const auto row = rows.subspan(static_cast<size_t>(b * V), static_cast<size_t>(V));
+        tokens[static_cast<size_t>(b)] = std::max_element(row.begin(), row.end()) - row.begin();
+      }
+    }
+    t.decode_s = seconds_since(d0);
+    return t;
+  }
   for (int64_t step = 1; step < o.new_tokens; ++step) {
     logits = model.run({.ids = next, .cache = &cache, .attention_mask = Tensor(), .last_position_only = true}).logits;
     next = ld::ops::argmax(logits, -1);
@@ -183,6 +205,7 @@ int main(int argc, char** argv) {
         {"decode_ms_per_step_median", median(decode) * 1e3 / steps},
         {"e2e_tok_s_median", B * double(o.new_tokens) / median(e2e)},
         {"tag", o.tag},
+        {"decode", o.decode},
     };
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {

@@ -1,10 +1,13 @@
 #include "infer/generate.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <span>
 
 #include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "infer/decode_step.hpp"
 #include "models/causal_lm.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -100,18 +103,25 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
     context[size_t(r)].assign(prompts[size_t(r)].begin(), prompts[size_t(r)].end());
   }
   std::vector<bool> done(static_cast<size_t>(B), false);
-  Tensor logits = model.run({.ids = from_vector(batch.ids, {B, longest}), .cache = &cache,
-                             .attention_mask = mask_for(longest), .last_position_only = true})
-                      .logits;
+  std::vector<float> host = host_logits(model.run({.ids = from_vector(batch.ids, {B, longest}), .cache = &cache,
+                                                   .attention_mask = mask_for(longest), .last_position_only = true})
+                                             .logits);
+  std::span<const float> rows = host;  // the last logits: host's, or the fused step's buffer
   const int64_t V = model.config().vocab_size;
+  // The prefill above takes the general path; the decode steps take the fused one where it applies
+  // (same logits, less overhead per token). Both write the same cache.
+  std::unique_ptr<DecodeStep> fused;
+  if (options.fused_decode && steps > 1 && fused_decode_unsupported(model).empty())
+    fused = std::make_unique<DecodeStep>(model, cache);
+  std::vector<int64_t> pads(static_cast<size_t>(B));
+  for (int64_t r = 0; r < B; ++r) pads[size_t(r)] = longest - int64_t(prompts[size_t(r)].size());
   for (int64_t step = 0; step < steps; ++step) {
-    const std::vector<float> rows = host_logits(logits);
     std::vector<int64_t> fed(static_cast<size_t>(B));
     for (int64_t r = 0; r < B; ++r) {
       const size_t i = size_t(r);
       fed[i] = context[i].back();  // a finished row repeats its last token, ignored
       if (done[i]) continue;
-      const int32_t next = samplers[i].sample(std::span<const float>(rows).subspan(size_t(r * V), size_t(V)), context[i]);
+      const int32_t next = samplers[i].sample(rows.subspan(size_t(r * V), size_t(V)), context[i]);
       generated[i].push_back(next);
       context[i].push_back(next);
       fed[i] = next;
@@ -120,9 +130,14 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
       done[i] = eos || ends_with_stop(generated[i], options);
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || step + 1 == steps) break;
-    logits = model.run({.ids = from_vector(fed, {B, 1}), .cache = &cache,
-                        .attention_mask = mask_for(longest + step + 1), .last_position_only = true})
-                 .logits;
+    if (fused) {
+      rows = fused->run(fed, pads);
+      continue;
+    }
+    host = host_logits(model.run({.ids = from_vector(fed, {B, 1}), .cache = &cache,
+                                  .attention_mask = mask_for(longest + step + 1), .last_position_only = true})
+                           .logits);
+    rows = host;
   }
   return generated;
 }

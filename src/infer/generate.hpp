@@ -3,6 +3,9 @@
 // lengths: the prompts are run once (prefill), then one token per step is sampled (infer::Sampler)
 // and fed back.
 //
+// The prompts go through model.run(); the decode steps through infer::DecodeStep when the model
+// allows it (decode_step.hpp), else model.run() too.
+//
 // A batch is left-padded with an attention mask, as Hugging Face generate() does it (positions
 // count real tokens only, no query sees padding), so each row yields what it would alone. Each row
 // has its own Sampler seeded with seed + row.
@@ -34,6 +37,9 @@ struct GenerateOptions {
   std::vector<int32_t> eos_ids;  // e.g. HfModelConfig::eos_token_ids
   std::vector<std::string> stop_strings;  // need `tokenizer` to decode
   const tok::Tokenizer* tokenizer = nullptr;
+  // Decode with infer::DecodeStep where the model allows it (the same logits, less overhead per
+  // token); false always takes the general forward, e.g. to compare the two.
+  bool fused_decode = true;
 };
 
 // Called with each new token (and its row in the batch) as soon as it is chosen.

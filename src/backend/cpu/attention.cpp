@@ -555,6 +555,68 @@ std::vector<float> output_grad_dot(const AttentionArgs& a, const float* out, con
   return delta;
 }
 
+// Decoding: one query row per (batch, head), which sees every key (causal alignment puts it last).
+// The keys and values are read in place, row by row: packing them into panels, as the tiled kernel
+// does, would copy the whole cache per layer and token for one row of products. The scale is
+// folded into the query, as forward_tile does.
+void decode_row(const AttentionArgs& a, int64_t b, int64_t h, const float* q, const float* k, const float* v,
+                float* out, float* lse, std::vector<float>& scratch) {
+  const int64_t D = a.head_dim, n = a.kv_len, hk = h / (a.q_heads / a.kv_heads);
+  scratch.resize(static_cast<size_t>(n + 2 * D));
+  float* s = scratch.data();
+  float* qs = s + n;
+  float* acc = qs + D;
+  const float* qrow = q + b * a.q_stride[0] + h * a.q_stride[1];
+  for (int64_t d = 0; d < D; ++d) qs[d] = qrow[d] * a.scale;
+  const float* kh = k + b * a.k_stride[0] + hk * a.k_stride[1];
+  const float* vh = v + b * a.v_stride[0] + hk * a.v_stride[1];
+  const float* mask = a.mask ? a.mask + b * a.mask_stride[0] + h * a.mask_stride[1] : nullptr;
+  float mx = kNegInf;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* krow = kh + j * a.k_stride[2];
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t d = 0; d < D; ++d) dot += qs[d] * krow[d];
+    s[j] = mask ? dot + mask[j * a.mask_stride[3]] : dot;
+    mx = std::max(mx, s[j]);
+  }
+  float* orow = out + b * a.o_stride[0] + h * a.o_stride[1];
+  float* lrow = lse + b * a.q_heads + h;
+  if (mx == kNegInf) {  // every key masked: 0, as forward_tile gives
+    std::fill(orow, orow + D, 0.0f);
+    *lrow = kNegInf;
+    return;
+  }
+  const float sum = exp_row(s, n, mx);
+  std::fill(acc, acc + D, 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vrow = vh + j * a.v_stride[2];
+    const float p = s[j];
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) acc[d] += p * vrow[d];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] * inv;
+  *lrow = mx + std::log(sum);
+}
+
+void decode_forward(const AttentionArgs& a, const float* q, const float* k, const float* v, float* out, float* lse) {
+  const int64_t rows = a.batch * a.q_heads;
+  // A few microseconds of work per layer while decoding: a fork-join would cost more.
+  // (No parallel region at all then: even a false `if` clause costs a libgomp team set-up.)
+  if (rows * a.kv_len * a.head_dim <= (int64_t(1) << 17)) {
+    thread_local std::vector<float> scratch;
+    for (int64_t r = 0; r < rows; ++r) decode_row(a, r / a.q_heads, r % a.q_heads, q, k, v, out, lse, scratch);
+    return;
+  }
+#pragma omp parallel
+  {
+    thread_local std::vector<float> scratch;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) decode_row(a, r / a.q_heads, r % a.q_heads, q, k, v, out, lse, scratch);
+  }
+}
+
 // One pass over whole kv heads (no two threads share dq, dk or dv rows) is cheapest, but it only
 // keeps every thread busy when there are enough heads; otherwise dk/dv go by key tile and dq by
 // query tile in a second pass that recomputes P.
@@ -577,6 +639,10 @@ void CpuBackend::attention_forward(const AttentionArgs& a, const float* q, const
   const Geometry g(a);
   const int64_t items = a.batch * a.q_heads * g.q_tiles;
   if (items == 0) return;
+  if (a.q_len == 1 && a.kv_len > 0) {
+    decode_forward(a, q, k, v, out, lse);
+    return;
+  }
   thread_local std::vector<float> k_panel_buffer;  // this thread's: the workers get a plain pointer
   pack_all_transposed(g, k, a.k_stride, k_panel_buffer);
   const float* k_panels = k_panel_buffer.data();
