@@ -14,6 +14,7 @@ packages=(
   zlib1g-dev libzstd-dev         # data: .gz and .zst corpora
   fortunes fortunes-zh           # the demo's corpus (English and Chinese)
   wordnet-base                   # data augment: WordNet synonyms (/usr/share/wordnet)
+  openmpi-bin libopenmpi-dev     # dist: multi-process training under mpirun (LIANDAN_MPI)
 )
 test_packages=(
   python3-torch python3-numpy  # PyTorch 1.13 CPU: the numerical oracle in tests and the speed peer in bench/
