@@ -29,10 +29,14 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   LD_CHECK(std::isfinite(max_norm) && max_norm > 0, "clip_grad_norm: max_norm must be finite and > 0, got ",
            max_norm);
   const double norm = grad_norm(params);
-  if (!std::isfinite(norm)) return norm;
+  clip_grads_to(params, norm, max_norm);
+  return norm;
+}
+
+void clip_grads_to(const std::vector<Tensor>& params, double norm, double max_norm) {
+  if (!std::isfinite(norm)) return;
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0) scale_grads(params, coef);
-  return norm;
 }
 
 }  // namespace ld::train

@@ -21,5 +21,7 @@ void scale_grads(const std::vector<Tensor>& params, double factor);
 
 // Returns the norm before clipping; scales the gradients when it is finite and above max_norm.
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+// The scaling half of it, given the norm (data parallel computes it over the ranks' shards).
+void clip_grads_to(const std::vector<Tensor>& params, double norm, double max_norm);
 
 }  // namespace ld::train

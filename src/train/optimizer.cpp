@@ -11,9 +11,7 @@ namespace ld::train {
 
 namespace fs = std::filesystem;
 
-Optimizer::Optimizer(const std::vector<std::pair<std::string, Tensor>>& named_params, const TrainSection& train)
-    : kind_(train.optimizer) {
-  LD_CHECK(kind_ == "adamw" || kind_ == "sgd", "train.optimizer: \"", kind_, "\" is not one of adamw, sgd");
+Optimizer::Optimizer(const std::vector<std::pair<std::string, Tensor>>& named_params, const TrainSection& train) {
   ParamGroupOptions group_options;
   group_options.weight_decay = float(train.weight_decay);
   std::vector<ParamGroup> groups = make_param_groups(named_params, group_options);
@@ -21,10 +19,21 @@ Optimizer::Optimizer(const std::vector<std::pair<std::string, Tensor>>& named_pa
   std::map<const void*, std::string> name_of;
   for (const auto& [name, t] : named_params) name_of.emplace(t.impl_ptr().get(), name);
   for (const ParamGroup& g : groups)
-    for (const Tensor& p : g.params) {
-      params_.push_back(p);
-      names_.push_back(name_of.at(p.impl_ptr().get()));
-    }
+    for (const Tensor& p : g.params) names_.push_back(name_of.at(p.impl_ptr().get()));
+  build(std::move(groups), train);
+}
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, std::vector<std::string> names, const TrainSection& train)
+    : names_(std::move(names)) {
+  build(std::move(groups), train);
+}
+
+void Optimizer::build(std::vector<ParamGroup> groups, const TrainSection& train) {
+  kind_ = train.optimizer;
+  LD_CHECK(kind_ == "adamw" || kind_ == "sgd", "train.optimizer: \"", kind_, "\" is not one of adamw, sgd");
+  for (const ParamGroup& g : groups)
+    for (const Tensor& p : g.params) params_.push_back(p);
+  LD_ASSERT(params_.size() == names_.size(), "one name per optimized tensor");
   if (kind_ == "adamw") {
     AdamWOptions o;
     o.lr = float(train.lr);
@@ -107,6 +116,10 @@ void Optimizer::load(const fs::path& path) {
     Tensor d = dst;
     d.copy_(file.get(name, DType::f32));
   }
+  set_steps(steps);
+}
+
+void Optimizer::set_steps(int64_t steps) {
   if (adamw_) adamw_->set_steps(steps);
   else sgd_->set_steps(steps);
 }

@@ -26,12 +26,16 @@ class Optimizer {
  public:
   // train.optimizer, lr (the schedule sets it before each step), betas, eps, momentum, weight_decay.
   Optimizer(const std::vector<std::pair<std::string, Tensor>>& named_params, const TrainSection& train);
+  // Over groups made by the caller, names[i] naming the i-th tensor in group order (ZeRO: each
+  // rank's segments of the parameters, which keep their parameter's name and weight decay).
+  Optimizer(std::vector<ParamGroup> groups, std::vector<std::string> names, const TrainSection& train);
 
   const std::string& kind() const { return kind_; }  // "adamw" | "sgd"
   void set_lr(double lr);
   void step(float grad_scale = 1.0f);
   void zero_grad();
   int64_t steps() const;
+  void set_steps(int64_t steps);
   // The trainable parameters, each tensor once (for clipping and loss-scale checks).
   const std::vector<Tensor>& params() const { return params_; }
 
@@ -44,6 +48,8 @@ class Optimizer {
   void load(const std::filesystem::path& path);
 
  private:
+  void build(std::vector<ParamGroup> groups, const TrainSection& train);
+
   std::string kind_;
   std::vector<Tensor> params_;
   std::vector<std::string> names_;  // names_[i] names params_[i] (the first of a tied tensor's names)

@@ -172,7 +172,7 @@ void PretrainTask::start_data(const TrainerState& state) {
   loader_ = std::make_unique<data::DataLoader>(
       c_.data.path, "train",
       data::LoaderOptions{.batch_size = c_.train.batch_size, .seq_len = seq_len_, .seed = state.seed, .shuffle = true,
-                          .rank = 0, .world_size = 1, .prefetch = 2},
+                          .rank = rank_, .world_size = ranks_, .prefetch = 2},
       state.cursor);
 }
 

@@ -36,6 +36,7 @@ class PretrainTask : public TrainTask {
   std::vector<std::pair<std::string, Tensor>> trainable_parameters() override { return model().named_parameters(); }
   int64_t flops_per_token() const override { return flops_per_token_; }
   bool splits_aux_loss() const override;
+  void set_data_rank(int rank, int ranks) override { rank_ = rank, ranks_ = ranks; }
   void start_data(const TrainerState& state) override;
   LossParts next_loss(TrainerState& state) override;
   bool evaluates() const override { return eval_loader_ != nullptr; }
@@ -66,6 +67,7 @@ class PretrainTask : public TrainTask {
   std::unique_ptr<data::DataLoader> loader_;
   std::unique_ptr<data::EvalLoader> eval_loader_;
   int64_t flops_per_token_ = 0;
+  int rank_ = 0, ranks_ = 1;  // data parallel: this rank's slice of each global batch
 };
 
 }  // namespace ld::train

@@ -128,6 +128,19 @@ const std::vector<Row>& rows() {
       {"log.every", LD_FIELD(log.every), Range::positive, "",
        "Write a metrics line (loss, lr, tokens/s) every this many steps.", {"log_interval", "logging_steps"}},
 
+      {"dist.zero", LD_FIELD(dist.zero), Range::non_negative, "",
+       "Data parallel ZeRO stage: 0 all-reduces gradients, 1 also shards the optimizer state over the ranks, "
+       "2 also the gradients (reduce-scatter, then all-gather the updated weights).", {"zero_stage"}},
+      {"dist.bucket_mb", LD_FIELD(dist.bucket_mb), Range::positive, "",
+       "Gradients are reduced in buckets of this many MiB, each as soon as backward has filled it.",
+       {"bucket_cap_mb"}},
+      {"dist.tp", LD_FIELD(dist.tp), Range::positive, "", "Tensor-parallel ranks (Megatron-style layers).",
+       {"tensor_parallel", "tensor_model_parallel_size"}},
+      {"dist.pp", LD_FIELD(dist.pp), Range::positive, "", "Pipeline stages.",
+       {"pipeline_parallel", "pipeline_model_parallel_size"}},
+      {"dist.schedule", LD_FIELD(dist.schedule), Range::any, "gpipe|1f1b",
+       "Pipeline schedule of a step's micro-batches (train.grad_accum of them).", {"pipeline_schedule"}},
+
       {"finetune.method", LD_FIELD(finetune.method), Range::any, "full|lora|adapter|prompt",
        "finetune: what is trained: every weight (full), LoRA updates, Houlsby adapters, or a soft prompt.",
        {"peft_type"}},
@@ -199,7 +212,7 @@ const std::vector<Row>& rows() {
 
 const std::vector<std::string>& section_names() {
   static const std::vector<std::string> s = {"model", "data",     "train", "eval",         "checkpoint",
-                                             "log",   "finetune", "multitask", "continual", "lora",  "adapter",
+                                             "log",   "dist",   "finetune", "multitask", "continual", "lora",  "adapter",
                                              "prompt_tuning"};
   return s;
 }

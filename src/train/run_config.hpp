@@ -122,6 +122,16 @@ struct LogSection {
   int64_t every = 10;  // steps
 };
 
+// Multi-process training (run under mpirun/srun; see dist/): the ranks form a grid of
+// dp x tp x pp processes, dp being what tp and pp leave of the world.
+struct DistSection {
+  int64_t zero = 0;          // data parallel: 0 all-reduce, 1 shard optimizer state, 2 also gradients
+  double bucket_mb = 25;     // gradient all-reduce bucket size (MiB)
+  int64_t tp = 1;            // tensor-parallel ranks
+  int64_t pp = 1;            // pipeline stages
+  std::string schedule = "1f1b";  // gpipe | 1f1b
+};
+
 struct RunConfig {
   ModelSection model;
   DataSection data;
@@ -129,6 +139,7 @@ struct RunConfig {
   EvalSection eval;
   CheckpointSection checkpoint;
   LogSection log;
+  DistSection dist;
   FinetuneSection finetune;
   MultitaskSection multitask;
   ContinualSection continual;

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/tensor.hpp"
 #include "nn/module.hpp"
 #include "ops/autocast.hpp"
@@ -39,6 +40,12 @@ class TrainTask {
   // Whether the metrics show lm_loss and aux_loss apart (MoE models).
   virtual bool splits_aux_loss() const { return false; }
 
+  // Data parallel: this process is rank `rank` of `ranks` and must read only its slice of each
+  // global batch (called before start_data). Tasks that cannot split their data refuse.
+  virtual void set_data_rank(int rank, int ranks) {
+    LD_CHECK(ranks == 1, describe(), ": this task cannot split its data over ", ranks,
+             " data-parallel ranks yet; run it as one process");
+  }
   // Opens the training data at state.cursor (state.seed shuffles it).
   virtual void start_data(const TrainerState& state) = 0;
   // Draws the next micro-batch and returns its loss, not yet backpropagated. Records in `state`

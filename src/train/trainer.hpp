@@ -41,6 +41,10 @@
 #include "train/run_config.hpp"
 #include "train/stop_request.hpp"
 
+namespace ld::dist {
+class Communicator;
+}
+
 namespace ld::train {
 
 struct StepReport {
@@ -70,6 +74,9 @@ struct TrainOptions {
   std::function<void(const StepReport&)> on_step;  // after each step, before its checkpoint
   std::function<void(const EvalReport&)> on_eval;
   double initial_loss_scale = 65536.0;  // fp16: the loss scale of a fresh run (GradScaler's default, 2^16)
+  // The ranks that train together (data parallel when more than one; rank 0 writes the run);
+  // nullptr: dist::world(), every rank of the job.
+  dist::Communicator* communicator = nullptr;
 };
 
 struct TrainResult {

@@ -174,6 +174,10 @@ class FinetuneTask : public train::TrainTask {
   int64_t flops_per_token() const override { return clm_ ? clm_->flops_per_token() : 0; }
   bool splits_aux_loss() const override { return model_.lm->hf_config().moe.enabled(); }
 
+  void set_data_rank(int rank, int ranks) override {
+    if (clm_) clm_->set_data_rank(rank, ranks);
+    else train::TrainTask::set_data_rank(rank, ranks);
+  }
   void start_data(const train::TrainerState& state) override {
     if (sft_)
       sft_->start(state);

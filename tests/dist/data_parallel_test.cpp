@@ -1,0 +1,147 @@
+// Data parallel training (dist/data_parallel.hpp through the trainer) against one process: the
+// same global batch split over 2 or 4 ranks gives the same losses with ZeRO stages 0, 1 and 2, and
+// a checkpoint written by 2 ranks resumes on 1 and on 4 exactly.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dist/data_parallel.hpp"
+#include "dist/local_communicator.hpp"
+#include "dist/world.hpp"
+#include "test_util.hpp"
+#include "train/checkpoint.hpp"
+#include "train/trainer.hpp"
+#include "train/trainer_fixture.hpp"
+
+namespace ld::dist {
+namespace {
+
+namespace fs = std::filesystem;
+using train::fixture::kGpt2Model;
+
+constexpr int kGlobalBatch = 4;
+
+// A folder every rank of `comm` sees (rank 0 makes it; removed when rank 0's copy goes away,
+// after every rank is done with it).
+class SharedDir {
+ public:
+  explicit SharedDir(Communicator& comm) : comm_(comm) {
+    std::string path;
+    if (comm.rank() == 0) dir_.emplace("liandan_dp"), path = dir_->path().string();
+    int64_t length = int64_t(path.size());
+    comm.broadcast(&length, 1, ElemType::i64, 0);
+    path.resize(size_t(length));
+    comm.broadcast(path.data(), length, ElemType::u8, 0);
+    path_ = path;
+  }
+  ~SharedDir() { comm_.barrier(); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  Communicator& comm_;
+  std::optional<test::TempDir> dir_;
+  fs::path path_;
+};
+
+train::RunConfig config(const fs::path& data, const fs::path& run, int ranks, int zero) {
+  return train::fixture::make_config(
+      kGpt2Model, data, run,
+      {{"train.batch_size", std::to_string(kGlobalBatch / ranks)}, {"train.grad_accum", "2"},
+       {"train.max_steps", "10"}, {"train.weight_decay", "0.1"}, {"train.grad_clip", "0.5"},
+       {"eval.every", "0"}, {"checkpoint.every", "5"}, {"checkpoint.keep_last", "0"}, {"dist.zero", std::to_string(zero)},
+       {"dist.bucket_mb", "0.001"}});
+}
+
+// The losses, then the gradient norms (AdamW would hide a gradient off by a constant factor from
+// the losses; the norm shows it).
+train::TrainResult run(const train::RunConfig& c, Communicator& comm, const fs::path& resume = {}) {
+  train::TrainOptions o = train::fixture::quiet();
+  o.communicator = &comm;
+  o.resume = resume;
+  std::vector<double> norms;
+  o.on_step = [&](const train::StepReport& r) { norms.push_back(r.grad_norm); };
+  train::TrainResult result = train::pretrain(c, o);
+  result.losses.insert(result.losses.end(), norms.begin(), norms.end());
+  return result;
+}
+
+void expect_same_losses(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], 1e-5 * std::abs(want[i])) << what << (i < got.size() / 2 ? ", loss " : ", norm ")
+                                                            << i % (got.size() / 2) + 1;
+}
+
+TEST(DataParallel, SameLossesAsOneProcessWithZeroStages012) {
+  Communicator& w = world();
+  if (w.size() < 2) GTEST_SKIP() << "needs 2 or more ranks (runs under mpirun)";
+  SharedDir shared(w);
+  const fs::path data = shared.path() / "data";
+  if (w.rank() == 0) train::fixture::make_dataset(data);
+  w.barrier();
+  LocalCommunicator alone;
+  test::TempDir own("liandan_dp_ref");
+  const train::TrainResult reference = run(config(data, own / "ref", 1, 0), alone);
+  ASSERT_EQ(reference.losses.size(), 20u);
+  for (int zero : {0, 1, 2}) {
+    const std::string run_name = "zero" + std::to_string(zero);
+    const train::TrainResult r = run(config(data, shared.path() / run_name, w.size(), zero), w);
+    expect_same_losses(r.losses, reference.losses, run_name);
+  }
+}
+
+TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnFour) {
+  Communicator& w = world();
+  if (w.size() != 2 && w.size() != 4) GTEST_SKIP() << "needs 2 or 4 ranks";
+  // Pairs of ranks each train 10 steps with ZeRO-2, checkpointing at step 5.
+  std::unique_ptr<Communicator> pair = w.split(w.rank() / 2, w.rank());
+  SharedDir shared(*pair);
+  const fs::path data = shared.path() / "data";
+  if (pair->rank() == 0) train::fixture::make_dataset(data);
+  pair->barrier();
+  const train::TrainResult two = run(config(data, shared.path() / "two", 2, 2), *pair);
+  const fs::path step5 = shared.path() / "two" / train::kCheckpointsDir / train::checkpoint_name(5);
+  std::vector<double> after5(two.losses.begin() + 5, two.losses.begin() + 10);  // losses, then norms
+  after5.insert(after5.end(), two.losses.begin() + 15, two.losses.end());
+
+  LocalCommunicator alone;  // every rank resumes it on its own
+  test::TempDir own("liandan_dp_resume");
+  expect_same_losses(run(config(data, own / "one", 1, 0), alone, step5).losses, after5, "resumed on 1 rank");
+  if (w.size() != 4) return;
+  // All four resume pair 0's checkpoint together (ZeRO-1, one window each per micro-batch).
+  SharedDir four(w);
+  std::string ckpt = step5.string();
+  int64_t length = int64_t(ckpt.size());
+  w.broadcast(&length, 1, ElemType::i64, 0);
+  ckpt.resize(size_t(length));
+  w.broadcast(ckpt.data(), length, ElemType::u8, 0);
+  std::vector<double> want = after5;
+  w.broadcast(want.data(), int64_t(want.size()), ElemType::f64, 0);
+  expect_same_losses(run(config(fs::path(ckpt).parent_path().parent_path().parent_path() / "data",
+                                four.path() / "four", 4, 1), w, ckpt).losses, want, "resumed on 4 ranks");
+}
+
+TEST(DataParallel, ZeroShardsOptimizerStateAndGradientsByTheRankCount) {
+  Communicator& w = world();
+  if (w.size() < 2) GTEST_SKIP() << "needs 2 or more ranks";
+  const int64_t n = 1000;  // not a multiple of 4: the chunks are padded
+  std::vector<std::pair<std::string, Tensor>> params = {{"a.weight", zeros({n}).set_requires_grad()},
+                                                        {"b.weight", zeros({10, 7}).set_requires_grad()}};
+  const int64_t total = n + 70;
+  for (int zero : {0, 1, 2}) {
+    DataParallel dp(w, params, {.zero_stage = zero, .bucket_bytes = 1 << 20});
+    const int64_t owned = dp.owned_elements();
+    const int64_t grads = dp.gradient_bytes_held();
+    const int64_t chunk = (total + w.size() - 1) / w.size();
+    EXPECT_EQ(owned, zero == 0 ? total : std::min<int64_t>(chunk, std::max<int64_t>(0, total - w.rank() * chunk)))
+        << "zero " << zero;
+    EXPECT_EQ(grads, zero == 2 ? chunk * 4 : chunk * w.size() * 4) << "zero " << zero;
+    EXPECT_EQ(int64_t(w.all_reduce_sum(double(owned))), zero == 0 ? total * w.size() : total);
+  }
+}
+
+}  // namespace
+}  // namespace ld::dist
