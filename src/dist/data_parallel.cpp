@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include "core/error.hpp"
 
@@ -138,12 +137,18 @@ void DataParallel::launch(Bucket& b) {
 }
 
 void DataParallel::finish_backward() {
-  // Parameters that got no gradient this step (unused by every micro-batch) count as zeros.
+  // Gradients no hook delivered (a pipeline stage runs its backwards itself, without arming them)
+  // are taken from the parameters; parameters with none (unused this step) count as zeros.
   for (size_t bi = next_launch_; bi < buckets_.size(); ++bi) {
     Bucket& b = *buckets_[bi];
     if (!b.buffer.defined()) b.buffer = zeros({b.padded});
-    for (size_t e = 0; e < b.params.size(); ++e)
-      if (!b.got[e]) b.buffer.narrow(0, offset_in_bucket_[b.params[e]], params_[b.params[e]].numel()).zero_();
+    for (size_t e = 0; e < b.params.size(); ++e) {
+      if (b.got[e]) continue;
+      Tensor& p = params_[b.params[e]];
+      Tensor slot = b.buffer.narrow(0, offset_in_bucket_[b.params[e]], p.numel());
+      if (p.grad().defined()) slot.view(p.shape()).copy_(p.grad()), p.zero_grad();
+      else slot.zero_();
+    }
   }
   reducing_ = false;
   const Clock::time_point start = Clock::now();
@@ -172,23 +177,6 @@ void DataParallel::finish_backward() {
   }
   if (options_.zero_stage == 2)
     for (auto& b : buckets_) b->buffer = Tensor();
-}
-
-double DataParallel::grad_norm() {
-  double sum = 0;
-  for (const Segment& s : segments_) {
-    const Tensor g = s.part.grad();
-    if (!g.defined()) continue;
-    const Tensor c = g.contiguous();
-    const float* v = c.data<float>();
-    const int64_t n = c.numel();
-    double part = 0;
-#pragma omp parallel for reduction(+ : part) schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) part += double(v[i]) * double(v[i]);
-    sum += part;
-  }
-  if (options_.zero_stage > 0) sum = comm_.all_reduce_sum(sum);  // each rank holds its chunks
-  return std::sqrt(sum);
 }
 
 void DataParallel::finish_step() {

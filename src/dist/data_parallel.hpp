@@ -73,8 +73,6 @@ class DataParallel {
   // After the last backward: waits for every bucket. Then each segment's part has its averaged
   // gradient as .grad.
   void finish_backward();
-  // The global L2 norm of the averaged gradients (each element counted once over the ranks).
-  double grad_norm();
   // After the optimizer updated the segments: stages 1, 2 all-gather them into every rank's
   // parameters. No-op at stage 0.
   void finish_step();

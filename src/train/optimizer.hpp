@@ -38,6 +38,7 @@ class Optimizer {
   void set_steps(int64_t steps);
   // The trainable parameters, each tensor once (for clipping and loss-scale checks).
   const std::vector<Tensor>& params() const { return params_; }
+  const std::vector<std::string>& names() const { return names_; }  // names()[i] names params()[i]
 
   // The live state tensors under their names (see above).
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;

@@ -10,6 +10,7 @@
 // TrainerState, then calls start_data with that state.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,7 +24,13 @@
 #include "train/objectives.hpp"
 #include "train/trainer.hpp"
 
+namespace ld::dist {
+struct ProcessGrid;
+}
+
 namespace ld::train {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class TrainTask {
  public:
@@ -46,6 +53,36 @@ class TrainTask {
     LD_CHECK(ranks == 1, describe(), ": this task cannot split its data over ", ranks,
              " data-parallel ranks yet; run it as one process");
   }
+
+  // --- model parallel (dist.tp, dist.pp; see dist/process_grid.hpp). A task that splits its model
+  // over the grid's tensor-parallel or pipeline group overrides all of these.
+  // Called once before set_data_rank when dist.tp or dist.pp is above 1: from then on
+  // trainable_parameters() are this rank's part. The grid outlives the task's training.
+  virtual void set_model_parallel(dist::ProcessGrid& grid) {
+    LD_FAIL(describe(), ": tensor and pipeline parallel (dist.tp, dist.pp) are not supported by this task");
+  }
+  // Whether this rank's copy of parameter `name` counts in the global gradient norm (a tensor-
+  // parallel replica or the pipeline's copy of a tied embedding counts on one rank only).
+  virtual bool counts_in_grad_norm(const std::string& name) const { return true; }
+  // Pipeline parallel: runs the forwards and backwards of a step's `count` micro-batches itself
+  // (each loss divided by count before its backward) and returns their losses; nullopt: the
+  // trainer's own loop calls next_loss.
+  virtual std::optional<std::vector<LossParts>> run_step_micro_batches(TrainerState& state, int64_t count) {
+    return std::nullopt;
+  }
+  // Tensors laid out like trainable_parameters() (optimizer moments) gathered into full tensors on
+  // rank 0 (empty elsewhere), and full tensors (given on every rank) cut into this rank's parts, in
+  // trainable_parameters() order. Collective over the model-parallel group.
+  virtual nn::StateDict gather_like_parameters(const NamedTensors& parts) {
+    return nn::StateDict(parts.begin(), parts.end());
+  }
+  virtual NamedTensors shard_like_parameters(const nn::StateDict& full) { return {full.begin(), full.end()}; }
+  // The whole model's trainable parameters (what a checkpoint's optimizer state is laid out as).
+  virtual NamedTensors full_parameters() { return trainable_parameters(); }
+  // Brings the whole model up to date on rank 0 from the ranks' parts, before an evaluation or a
+  // save there. Collective.
+  virtual void gather_model() {}
+
   // Opens the training data at state.cursor (state.seed shuffles it).
   virtual void start_data(const TrainerState& state) = 0;
   // Draws the next micro-batch and returns its loss, not yet backpropagated. Records in `state`

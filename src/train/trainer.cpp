@@ -12,7 +12,6 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
-#include "dist/data_parallel.hpp"
 #include "dist/world.hpp"
 #include "ops/autocast.hpp"
 #include "ops/ops.hpp"
@@ -22,7 +21,7 @@
 #include "train/lr_schedule.hpp"
 #include "train/metrics_log.hpp"
 #include "train/optimizer.hpp"
-#include "train/param_groups.hpp"
+#include "train/parallel_training.hpp"
 #include "train/pretrain_task.hpp"
 #include "train/train_task.hpp"
 
@@ -70,17 +69,15 @@ std::string format_duration(double seconds) {
 
 class Trainer {
  public:
-  Trainer(TrainTask& task, const RunConfig& config, TrainOptions options, const fs::path& checkpoint);
+  Trainer(TrainTask& task, const RunConfig& config, TrainOptions options, const fs::path& checkpoint,
+          ParallelTraining& parallel);
   TrainResult run();
 
  private:
   void setup_run_dir();
-  void setup_data_parallel();
   void write_topology() const;
   void resume_from(const fs::path& checkpoint);
-  void load_optimizer(const fs::path& file);
-  std::unique_ptr<Optimizer> gathered_optimizer();
-  void average_over_ranks(StepReport& r, int64_t tokens_before);
+  void run_micro_batches(StepReport& r);
 
   StepReport train_step();
   [[noreturn]] void diverged(int64_t step, const char* what, double value) const;
@@ -94,9 +91,8 @@ class Trainer {
   const RunConfig& c_;
   TrainOptions o_;
   fs::path run_dir_;
-  dist::Communicator& comm_;                // the ranks training together
-  bool main_rank_ = true;                   // rank 0 of comm_: prints and writes the run
-  std::unique_ptr<dist::DataParallel> dp_;  // when this process is one of several ranks
+  ParallelTraining& parallel_;  // the other ranks of the job, if any
+  bool main_rank_ = true;       // rank 0 prints and writes the run
   std::unique_ptr<Optimizer> optimizer_;
   ops::ComputePrecision precision_ = ops::ComputePrecision::f32;  // the matmuls' (autocast)
   LossScaler scaler_;
@@ -109,13 +105,14 @@ class Trainer {
   int64_t last_shown_tokens_ = 0;
 };
 
-Trainer::Trainer(TrainTask& task, const RunConfig& config, TrainOptions options, const fs::path& checkpoint)
+Trainer::Trainer(TrainTask& task, const RunConfig& config, TrainOptions options, const fs::path& checkpoint,
+                 ParallelTraining& parallel)
     : task_(task),
       c_(config),
       o_(std::move(options)),
       run_dir_(config.output_dir),
-      comm_(o_.communicator ? *o_.communicator : dist::world()),
-      main_rank_(comm_.rank() == 0),
+      parallel_(parallel),
+      main_rank_(parallel.main_rank()),
       precision_(training_precision(config.train.precision)),
       scaler_(LossScalerOptions{.init_scale = o_.initial_loss_scale,
                                 .growth_factor = 2.0,
@@ -126,7 +123,7 @@ Trainer::Trainer(TrainTask& task, const RunConfig& config, TrainOptions options,
   const TrainSection& t = c_.train;
   if (t.threads > 0) set_num_threads(int(t.threads));
   if (!main_rank_) o_.print = false;  // rank 0 speaks and writes for the job
-  setup_data_parallel();
+  optimizer_ = parallel_.make_optimizer();
   state_.seed = uint64_t(t.seed);
   state_.optimizer = t.optimizer;
   if (checkpoint.empty())
@@ -140,52 +137,9 @@ Trainer::Trainer(TrainTask& task, const RunConfig& config, TrainOptions options,
   started_ = last_shown_ = Clock::now();
 }
 
-// One process: the optimizer over the trainable parameters. Several ranks: data parallel over the
-// world (dist/data_parallel.hpp), the optimizer over this rank's segments at ZeRO stages 1 and 2,
-// every rank starting from rank 0's weights, each reading its own slice of the data.
-void Trainer::setup_data_parallel() {
-  const TrainSection& t = c_.train;
-  dist::Communicator& world = comm_;
-  LD_CHECK(c_.dist.tp == 1 && c_.dist.pp == 1, "dist.tp=", c_.dist.tp, ", dist.pp=", c_.dist.pp,
-           ": tensor and pipeline parallel are not wired into the trainer yet; only data parallel runs");
-  if (world.size() == 1) {
-    optimizer_ = std::make_unique<Optimizer>(task_.trainable_parameters(), t);
-    return;
-  }
-  LD_CHECK(c_.dist.zero == 0 || t.optimizer == "adamw", "dist.zero=", c_.dist.zero,
-           ": ZeRO shards AdamW's state; with train.optimizer=", t.optimizer, " use dist.zero=0");
-  const auto named = task_.trainable_parameters();
-  dp_ = std::make_unique<dist::DataParallel>(
-      world, named, dist::DataParallelOptions{.zero_stage = int(c_.dist.zero), .bucket_bytes = int64_t(c_.dist.bucket_mb * double(1 << 20))});
-  for (const auto& [name, p] : named)
-    if (p.requires_grad()) world.broadcast(p.raw(), p.numel(), dist::ElemType::f32, 0);
-  task_.set_data_rank(world.rank(), world.size());
-  if (dp_->zero_stage() == 0) {
-    optimizer_ = std::make_unique<Optimizer>(named, t);
-    return;
-  }
-  // Each segment keeps its parameter's name and weight decay.
-  ParamGroupOptions options;
-  options.weight_decay = float(t.weight_decay);
-  std::vector<ParamGroup> groups = {{{}, options.weight_decay}, {{}, 0.0f}};
-  std::vector<std::string> names[2];
-  for (const dist::Segment& s : dp_->segments()) {
-    const int g = decays(s.name, s.full, options) ? 0 : 1;
-    groups[size_t(g)].params.push_back(s.part);
-    names[g].push_back(s.name);
-  }
-  names[0].insert(names[0].end(), names[1].begin(), names[1].end());
-  optimizer_ = std::make_unique<Optimizer>(std::move(groups), std::move(names[0]), t);
-}
-
 // RUN_DIR/topology.json: how the job that wrote the run was laid out (a resume may use another).
 void Trainer::write_topology() const {
-  const dist::Communicator& world = comm_;
-  const json topology = {{"backend", world.backend_name()}, {"world_size", world.size()},
-                         {"data_parallel", world.size()},   {"tensor_parallel", 1},
-                         {"pipeline_parallel", 1},          {"zero_stage", dp_ ? dp_->zero_stage() : 0},
-                         {"bucket_mb", c_.dist.bucket_mb}};
-  write_file_atomically(run_dir_ / "topology.json", topology.dump(2) + "\n");
+  write_file_atomically(run_dir_ / "topology.json", parallel_.topology(c_).dump(2) + "\n");
 }
 
 void Trainer::setup_run_dir() {
@@ -207,7 +161,7 @@ void Trainer::setup_run_dir() {
 // the loop's state.
 void Trainer::resume_from(const fs::path& checkpoint) {
   TrainerState saved = read_trainer_state(checkpoint);
-  load_optimizer(checkpoint / kOptimizerFile);
+  parallel_.load_optimizer(*optimizer_, checkpoint / kOptimizerFile);
   LD_CHECK(optimizer_->steps() == saved.step, (checkpoint / kOptimizerFile).string(), ": optimizer step ",
            optimizer_->steps(), " disagrees with ", kTrainerStateFile, "'s step ", saved.step);
   scaler_.load_state_dict(saved.loss_scaler);
@@ -223,56 +177,6 @@ void Trainer::resume_from(const fs::path& checkpoint) {
                 (long long)state_.step, (long long)state_.tokens_seen);
 }
 
-// ZeRO: every rank reads the whole (gathered) state and keeps its segments; else a plain load.
-void Trainer::load_optimizer(const fs::path& file) {
-  if (!dp_ || dp_->zero_stage() == 0) return optimizer_->load(file);
-  Optimizer full(task_.trainable_parameters(), c_.train);
-  full.load(file);
-  const auto own = optimizer_->state_tensors();
-  const auto all = full.state_tensors();
-  for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
-    std::vector<Tensor> parts, fulls;
-    for (const dist::Segment& s : dp_->segments())
-      for (const auto& [name, t] : own)
-        if (name == s.name + suffix) parts.push_back(t);
-    for (const std::string& p : dp_->parameter_names())
-      for (const auto& [name, t] : all)
-        if (name == p + suffix) fulls.push_back(t);
-    dp_->scatter_from_full(fulls, parts);
-  }
-  optimizer_->set_steps(full.steps());
-}
-
-// ZeRO: the whole optimizer state gathered on rank 0 (nullptr elsewhere), so that a checkpoint
-// is the same file whatever the number of ranks that wrote it and resumes on any number.
-std::unique_ptr<Optimizer> Trainer::gathered_optimizer() {
-  std::unique_ptr<Optimizer> full;
-  if (main_rank_) full = std::make_unique<Optimizer>(task_.trainable_parameters(), c_.train);
-  const auto own = optimizer_->state_tensors();
-  for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
-    std::vector<Tensor> parts, fulls(dp_->parameter_names().size());
-    for (const dist::Segment& s : dp_->segments())
-      for (const auto& [name, t] : own)
-        if (name == s.name + suffix) parts.push_back(t);
-    if (full)
-      for (size_t i = 0; i < fulls.size(); ++i)
-        for (const auto& [name, t] : full->state_tensors())
-          if (name == dp_->parameter_names()[i] + suffix) fulls[i] = t;
-    dp_->gather_to_rank0(parts, fulls);
-  }
-  if (full) full->set_steps(optimizer_->steps());
-  return full;
-}
-
-// Data parallel: the step's losses become the means over the ranks and the tokens the job's.
-void Trainer::average_over_ranks(StepReport& r, int64_t tokens_before) {
-  double sums[3] = {r.loss, r.lm_loss, r.aux_loss};
-  dist::Communicator& world = comm_;
-  world.all_reduce(sums, 3, dist::ElemType::f64, dist::ReduceOp::sum);
-  r.loss = sums[0] / world.size(), r.lm_loss = sums[1] / world.size(), r.aux_loss = sums[2] / world.size();
-  state_.tokens_seen = tokens_before + (state_.tokens_seen - tokens_before) * world.size();
-}
-
 void Trainer::diverged(int64_t step, const char* what, double value) const {
   const auto saved = list_checkpoints(run_dir_);
   const std::string shown = std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
@@ -280,6 +184,33 @@ void Trainer::diverged(int64_t step, const char* what, double value) const {
           saved.empty() ? std::string("No checkpoint was written before it.")
                         : "The last good checkpoint is " + saved.back().second.string() +
                               " (resume from it with a lower train.lr, more warmup or train.grad_clip)");
+}
+
+// The step's forwards and backwards: the trainer's loop over next_loss, or the task's own
+// (a pipeline stage schedules its micro-batches itself). r gets the mean losses.
+void Trainer::run_micro_batches(StepReport& r) {
+  const int64_t accum = c_.train.grad_accum;
+  const double inv_accum = 1.0 / double(accum);
+  auto add = [&](const LossParts& parts) {
+    r.loss += parts.loss.item() * inv_accum;
+    r.lm_loss += parts.lm_loss.item() * inv_accum;
+    if (parts.aux_loss.defined()) r.aux_loss += parts.aux_loss.item() * inv_accum;
+  };
+  {
+    ops::AutocastScope autocast(precision_);
+    if (auto done = task_.run_step_micro_batches(state_, accum)) {
+      for (const LossParts& parts : *done) add(parts);
+      return;
+    }
+  }
+  for (int64_t k = 0; k < accum; ++k) {
+    parallel_.begin_micro_batch(k + 1 == accum);  // only the last backward communicates
+    ops::AutocastScope autocast(precision_);      // forward and backward products (mixed precision)
+    const LossParts parts = task_.next_loss(state_);
+    const Tensor loss = accum == 1 ? parts.loss : ops::scale(parts.loss, inv_accum);
+    scaler_.scaled_loss(loss).backward();
+    add(parts);
+  }
 }
 
 StepReport Trainer::train_step() {
@@ -290,28 +221,16 @@ StepReport Trainer::train_step() {
   r.lr = lr_at(schedule_, state_.step);
   optimizer_->set_lr(r.lr);
   optimizer_->zero_grad();
-  if (dp_) dp_->start_step();
+  parallel_.start_step();
   const int64_t tokens_before = state_.tokens_seen;
-  const double inv_accum = 1.0 / double(t.grad_accum);
-  for (int64_t k = 0; k < t.grad_accum; ++k) {
-    if (dp_) dp_->begin_micro_batch(k + 1 == t.grad_accum);  // only the last backward communicates
-    ops::AutocastScope autocast(precision_);  // forward and backward products (mixed precision)
-    const LossParts parts = task_.next_loss(state_);
-    const Tensor loss = t.grad_accum == 1 ? parts.loss : ops::scale(parts.loss, inv_accum);
-    scaler_.scaled_loss(loss).backward();
-    r.loss += parts.loss.item() * inv_accum;
-    r.lm_loss += parts.lm_loss.item() * inv_accum;
-    if (parts.aux_loss.defined()) r.aux_loss += parts.aux_loss.item() * inv_accum;
-  }
-  if (dp_) {
-    dp_->finish_backward();
-    average_over_ranks(r, tokens_before);
-  }
+  run_micro_batches(r);
+  parallel_.finish_backward();
+  parallel_.reduce_step(r, state_, tokens_before);
   if (!std::isfinite(r.loss) && !scaler_.enabled()) diverged(r.step, "loss", r.loss);
   const std::vector<Tensor>& params = optimizer_->params();
   scaler_.unscale(params);
   // A non-finite gradient on any rank makes the global norm non-finite, so every rank skips alike.
-  r.grad_norm = dp_ ? dp_->grad_norm() : grad_norm(params);
+  r.grad_norm = parallel_.grad_norm(*optimizer_);
   if (t.grad_clip > 0) clip_grads_to(params, r.grad_norm, t.grad_clip);
   if (!std::isfinite(r.grad_norm)) {
     if (!scaler_.enabled()) diverged(r.step, "gradient norm", r.grad_norm);
@@ -320,7 +239,7 @@ StepReport Trainer::train_step() {
   r.skipped = scaler_.step_skipped();
   if (!r.skipped) {
     optimizer_->step();
-    if (dp_) dp_->finish_step();  // ZeRO: every rank gets the updated segments
+    parallel_.finish_step();  // ZeRO: every rank gets the updated segments
   }
   scaler_.update();
   state_.step = r.step;
@@ -387,7 +306,8 @@ void Trainer::save(TrainResult& result) {
   state_.loss_scaler = scaler_.state_dict();
   state_.generator_seed = default_generator().seed();
   state_.generator_offset = default_generator().offset();
-  const std::unique_ptr<Optimizer> gathered = dp_ && dp_->zero_stage() > 0 ? gathered_optimizer() : nullptr;
+  parallel_.gather_model();
+  const std::unique_ptr<Optimizer> gathered = parallel_.gathered_optimizer(*optimizer_);
   if (!main_rank_) return;  // the weights are the same on every rank: rank 0 writes
   result.last_checkpoint = save_checkpoint(
       run_dir_, state_.step, [&](const fs::path& dir) { task_.write_checkpoint_model(dir); },
@@ -414,13 +334,16 @@ TrainResult Trainer::run() {
     result.losses.push_back(r.loss);
     report_step(r);
     if (o_.on_step) o_.on_step(r);
-    if (task_.evaluates() && due(c_.eval.every) && main_rank_) {
-      EvalReport e = evaluate();
-      result.val_losses.push_back(e.val_loss);
-      if (o_.on_eval) o_.on_eval(e);
+    if (task_.evaluates() && due(c_.eval.every)) {
+      parallel_.gather_model();  // rank 0 evaluates the whole model
+      if (main_rank_) {
+        EvalReport e = evaluate();
+        result.val_losses.push_back(e.val_loss);
+        if (o_.on_eval) o_.on_eval(e);
+      }
     }
     // Every rank stops at the same step (a signal may reach them at different moments).
-    const bool stop = dp_ ? comm_.all_reduce_max(stop_requested() ? 1.0 : 0.0) > 0 : stop_requested();
+    const bool stop = parallel_.any_rank(stop_requested());
     if (due(c_.checkpoint.every) || state_.step == max_steps || stop) {
       save(result);
       saved_at = state_.step;
@@ -437,6 +360,7 @@ TrainResult Trainer::run() {
     const auto found = list_checkpoints(run_dir_);
     if (!found.empty()) result.last_checkpoint = found.back().second;
   }
+  if (!result.interrupted) parallel_.gather_model();
   if (!result.interrupted && main_rank_) {
     const fs::path final_dir = task_.save_final(run_dir_);
     if (o_.print) std::printf("model saved to %s\n", final_dir.string().c_str());
@@ -464,7 +388,8 @@ void refuse_finetune_keys(const RunConfig& c) {
 
 TrainResult run_training(TrainTask& task, const RunConfig& config, const TrainOptions& options,
                          const fs::path& checkpoint) {
-  Trainer trainer(task, config, options, checkpoint);
+  ParallelTraining parallel(task, config, options.communicator ? *options.communicator : dist::world());
+  Trainer trainer(task, config, options, checkpoint, parallel);
   return trainer.run();
 }
 
