@@ -59,8 +59,9 @@ ParallelTraining::ParallelTraining(TrainTask& task, const RunConfig& config, dis
   if (world_.size() == 1) return;
   if (model_parallel()) task_.set_model_parallel(grid_);
   const NamedTensors named = task_.trainable_parameters();
-  for (const auto& [name, p] : named)  // the same start on every rank, whatever each one's init did
-    if (p.requires_grad()) world_.broadcast(p.raw(), p.numel(), dist::ElemType::f32, 0);
+  // Data-parallel replicas start from the same weights, whatever each one's initialisation did.
+  for (const auto& [name, p] : named)
+    if (p.requires_grad()) grid_.dp_group->broadcast(p.raw(), p.numel(), dist::ElemType::f32, 0);
   task_.set_data_rank(grid_.dp_rank, grid_.dp);
   if (grid_.dp > 1)
     dp_ = std::make_unique<dist::DataParallel>(

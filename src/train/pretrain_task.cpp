@@ -181,8 +181,59 @@ LossParts PretrainTask::micro_loss(const data::Batch& batch, uint64_t mask_strea
   return mlm_loss(*bert_, mask_tokens(batch.inputs, masking_, mask_stream));
 }
 
+std::vector<std::pair<std::string, Tensor>> PretrainTask::trainable_parameters() {
+  return split_ ? split_->named_parameters() : model().named_parameters();
+}
+
+void PretrainTask::set_model_parallel(dist::ProcessGrid& grid) {
+  LD_CHECK(causal() && !borrowed_, describe(), ": tensor and pipeline parallel (dist.tp, dist.pp) split GPT-2 ",
+           "pretraining; data parallel trains the others");
+  split_ = std::make_unique<dist::Gpt2ModelParallel>(*causal(), grid, c_.dist.schedule);
+}
+
+bool PretrainTask::counts_in_grad_norm(const std::string& name) const {
+  return !split_ || split_->counts_in_grad_norm(name);
+}
+
+std::optional<std::vector<LossParts>> PretrainTask::run_step_micro_batches(TrainerState& state, int64_t count) {
+  if (!split_ || !split_->pipelined()) return std::nullopt;
+  std::vector<dist::MicroBatch> micro_batches;
+  for (int64_t k = 0; k < count; ++k) {
+    const data::Batch batch = loader_->next();
+    micro_batches.push_back({batch.inputs, batch.targets});
+    state.cursor = batch.cursor;
+    state.tokens_seen += batch.inputs.numel();
+  }
+  std::vector<LossParts> out;
+  for (double loss : split_->pipeline_step(micro_batches)) {
+    const Tensor value = scalar_tensor(loss);
+    out.push_back({.loss = value, .lm_loss = value, .aux_loss = Tensor(), .tokens = micro_batches[0].targets.numel()});
+  }
+  return out;
+}
+
+nn::StateDict PretrainTask::gather_like_parameters(const NamedTensors& parts) {
+  return split_ ? split_->gather_like(parts) : TrainTask::gather_like_parameters(parts);
+}
+
+NamedTensors PretrainTask::shard_like_parameters(const nn::StateDict& full) {
+  return split_ ? split_->shard_like(full) : TrainTask::shard_like_parameters(full);
+}
+
+void PretrainTask::gather_model() {
+  if (!split_) return;
+  const nn::StateDict full = split_->gather_state_dict();
+  if (!full.empty()) model().load_state_dict(full);
+}
+
 LossParts PretrainTask::next_loss(TrainerState& state) {
   const data::Batch batch = loader_->next();
+  if (split_) {  // tensor parallel (a pipeline runs whole steps)
+    const Tensor loss = split_->loss(batch.inputs, batch.targets);
+    state.cursor = batch.cursor;
+    state.tokens_seen += batch.inputs.numel();
+    return {.loss = loss, .lm_loss = loss, .aux_loss = Tensor(), .tokens = batch.targets.numel()};
+  }
   const LossParts parts = micro_loss(batch, bert_ ? state.mask_stream++ : 0);
   state.cursor = batch.cursor;
   state.tokens_seen += batch.inputs.numel();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/loader.hpp"
+#include "dist/gpt2_model_parallel.hpp"
 #include "models/bert.hpp"
 #include "models/causal_lm.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -33,10 +34,19 @@ class PretrainTask : public TrainTask {
 
   std::string describe() const override;
   nn::Module& model() override;
-  std::vector<std::pair<std::string, Tensor>> trainable_parameters() override { return model().named_parameters(); }
+  std::vector<std::pair<std::string, Tensor>> trainable_parameters() override;
   int64_t flops_per_token() const override { return flops_per_token_; }
   bool splits_aux_loss() const override;
   void set_data_rank(int rank, int ranks) override { rank_ = rank, ranks_ = ranks; }
+  // Tensor or pipeline parallel GPT-2 (dist/gpt2_model_parallel.hpp); the whole model stays here
+  // for evaluation and saving on rank 0 (gather_model brings it up to date).
+  void set_model_parallel(dist::ProcessGrid& grid) override;
+  bool counts_in_grad_norm(const std::string& name) const override;
+  std::optional<std::vector<LossParts>> run_step_micro_batches(TrainerState& state, int64_t count) override;
+  nn::StateDict gather_like_parameters(const NamedTensors& parts) override;
+  NamedTensors shard_like_parameters(const nn::StateDict& full) override;
+  NamedTensors full_parameters() override { return model().named_parameters(); }
+  void gather_model() override;
   void start_data(const TrainerState& state) override;
   LossParts next_loss(TrainerState& state) override;
   bool evaluates() const override { return eval_loader_ != nullptr; }
@@ -68,6 +78,7 @@ class PretrainTask : public TrainTask {
   std::unique_ptr<data::EvalLoader> eval_loader_;
   int64_t flops_per_token_ = 0;
   int rank_ = 0, ranks_ = 1;  // data parallel: this rank's slice of each global batch
+  std::unique_ptr<dist::Gpt2ModelParallel> split_;  // tensor or pipeline parallel: this rank's part
 };
 
 }  // namespace ld::train

@@ -9,71 +9,15 @@
 #include <vector>
 
 #include "dist/data_parallel.hpp"
+#include "dist/dist_fixture.hpp"
 #include "dist/local_communicator.hpp"
 #include "dist/world.hpp"
-#include "test_util.hpp"
 #include "train/checkpoint.hpp"
-#include "train/trainer.hpp"
-#include "train/trainer_fixture.hpp"
 
 namespace ld::dist {
 namespace {
 
-namespace fs = std::filesystem;
-using train::fixture::kGpt2Model;
-
-constexpr int kGlobalBatch = 4;
-
-// A folder every rank of `comm` sees (rank 0 makes it; removed when rank 0's copy goes away,
-// after every rank is done with it).
-class SharedDir {
- public:
-  explicit SharedDir(Communicator& comm) : comm_(comm) {
-    std::string path;
-    if (comm.rank() == 0) dir_.emplace("liandan_dp"), path = dir_->path().string();
-    int64_t length = int64_t(path.size());
-    comm.broadcast(&length, 1, ElemType::i64, 0);
-    path.resize(size_t(length));
-    comm.broadcast(path.data(), length, ElemType::u8, 0);
-    path_ = path;
-  }
-  ~SharedDir() { comm_.barrier(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  Communicator& comm_;
-  std::optional<test::TempDir> dir_;
-  fs::path path_;
-};
-
-train::RunConfig config(const fs::path& data, const fs::path& run, int ranks, int zero) {
-  return train::fixture::make_config(
-      kGpt2Model, data, run,
-      {{"train.batch_size", std::to_string(kGlobalBatch / ranks)}, {"train.grad_accum", "2"},
-       {"train.max_steps", "10"}, {"train.weight_decay", "0.1"}, {"train.grad_clip", "0.5"},
-       {"eval.every", "0"}, {"checkpoint.every", "5"}, {"checkpoint.keep_last", "0"}, {"dist.zero", std::to_string(zero)},
-       {"dist.bucket_mb", "0.001"}});
-}
-
-// The losses, then the gradient norms (AdamW would hide a gradient off by a constant factor from
-// the losses; the norm shows it).
-train::TrainResult run(const train::RunConfig& c, Communicator& comm, const fs::path& resume = {}) {
-  train::TrainOptions o = train::fixture::quiet();
-  o.communicator = &comm;
-  o.resume = resume;
-  std::vector<double> norms;
-  o.on_step = [&](const train::StepReport& r) { norms.push_back(r.grad_norm); };
-  train::TrainResult result = train::pretrain(c, o);
-  result.losses.insert(result.losses.end(), norms.begin(), norms.end());
-  return result;
-}
-
-void expect_same_losses(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    EXPECT_NEAR(got[i], want[i], 1e-5 * std::abs(want[i])) << what << (i < got.size() / 2 ? ", loss " : ", norm ")
-                                                            << i % (got.size() / 2) + 1;
-}
+using namespace fixture;
 
 TEST(DataParallel, SameLossesAsOneProcessWithZeroStages012) {
   Communicator& w = world();
@@ -113,11 +57,7 @@ TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnFour) {
   if (w.size() != 4) return;
   // All four resume pair 0's checkpoint together (ZeRO-1, one window each per micro-batch).
   SharedDir four(w);
-  std::string ckpt = step5.string();
-  int64_t length = int64_t(ckpt.size());
-  w.broadcast(&length, 1, ElemType::i64, 0);
-  ckpt.resize(size_t(length));
-  w.broadcast(ckpt.data(), length, ElemType::u8, 0);
+  const std::string ckpt = broadcast_string(w, step5.string());
   std::vector<double> want = after5;
   w.broadcast(want.data(), int64_t(want.size()), ElemType::f64, 0);
   expect_same_losses(run(config(fs::path(ckpt).parent_path().parent_path().parent_path() / "data",
