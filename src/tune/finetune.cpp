@@ -176,7 +176,7 @@ class FinetuneTask : public train::TrainTask {
 
   void set_data_rank(int rank, int ranks) override {
     if (clm_) clm_->set_data_rank(rank, ranks);
-    else train::TrainTask::set_data_rank(rank, ranks);
+    else sft_->set_rank(rank, ranks);
   }
   void start_data(const train::TrainerState& state) override {
     if (sft_)

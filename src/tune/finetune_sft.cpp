@@ -82,7 +82,7 @@ SftData::SftData(const train::RunConfig& config, const tok::Tokenizer& tokenizer
 }
 
 void SftData::start(const train::TrainerState& state) {
-  const SftLoaderOptions options{.batch_size = config_.train.batch_size,
+  const SftLoaderOptions options{.batch_size = config_.train.batch_size * ranks_,
                                  .seq_len = config_.train.seq_len,
                                  .packing = config_.data.packing,
                                  .shuffle = true,
@@ -93,10 +93,25 @@ void SftData::start(const train::TrainerState& state) {
 }
 
 train::LossParts SftData::next_loss(const models::CausalLM& model, train::TrainerState& state) {
-  const SftBatch batch = loader_->next();
-  state.cursor = {.epoch = batch.cursor.epoch, .position = batch.cursor.position};
-  state.tokens_seen += batch.input_ids.numel();
-  return sft_loss(model, batch);
+  const SftBatch global = loader_->next();
+  state.cursor = {.epoch = global.cursor.epoch, .position = global.cursor.position};
+  if (ranks_ == 1) {
+    state.tokens_seen += global.input_ids.numel();
+    return sft_loss(model, global);
+  }
+  const int64_t rows = config_.train.batch_size, first = rank_ * rows;
+  const SftBatch mine{.input_ids = global.input_ids.narrow(0, first, rows).contiguous(),
+                      .attention_mask = global.attention_mask.narrow(0, first, rows).contiguous(),
+                      .targets = global.targets.narrow(0, first, rows).contiguous(),
+                      .cursor = global.cursor};
+  state.tokens_seen += mine.input_ids.numel();
+  train::LossParts parts = sft_loss(model, mine);
+  // Mean over this rank's tokens -> this rank's sum over the batch's tokens, times the ranks.
+  const int64_t batch_tokens = trained_tokens(global.targets);
+  const double weight = batch_tokens > 0 ? double(parts.tokens) * ranks_ / double(batch_tokens) : 0.0;
+  parts.lm_loss = ops::scale(parts.lm_loss, weight);
+  parts.loss = parts.aux_loss.defined() ? ops::add(parts.lm_loss, parts.aux_loss) : parts.lm_loss;
+  return parts;
 }
 
 double SftData::validation_loss(const models::CausalLM& model, ops::ComputePrecision precision,

@@ -42,6 +42,10 @@ class SftData {
   SftData(const train::RunConfig& config, const tok::Tokenizer& tokenizer, ChatTemplate chat_template,
           int64_t prefix_tokens, bool print);
 
+  // Data parallel: every rank draws the global batch (train.batch_size x ranks rows) and trains on
+  // its rows, its loss weighted by its share of the batch's trained tokens, so that the mean over
+  // the ranks is the loss of the whole batch (ranks would otherwise weigh their tokens unequally).
+  void set_rank(int rank, int ranks) { rank_ = rank, ranks_ = ranks; }
   void start(const train::TrainerState& state);
   train::LossParts next_loss(const models::CausalLM& model, train::TrainerState& state);
   bool evaluates() const { return config_.eval.every > 0 && !val_.empty(); }
@@ -61,6 +65,7 @@ class SftData {
   std::vector<Conversation> val_;
   std::vector<SftExample> val_examples_;
   std::unique_ptr<SftLoader> loader_;
+  int rank_ = 0, ranks_ = 1;
 };
 
 }  // namespace ld::tune
