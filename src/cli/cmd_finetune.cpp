@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "dist/world.hpp"
 #include "train/run_config.hpp"
 #include "train/trainer.hpp"
 #include "tune/finetune.hpp"
@@ -29,7 +30,7 @@ void run_finetune(const FinetuneOptions& o, const std::vector<std::string>& extr
   options.resume = o.resume;
   train::StopOnSignals signals;
   const train::TrainResult result = tune::finetune(config, options);
-  if (result.interrupted)
+  if (result.interrupted && dist::is_main_rank())
     std::printf("interrupted at step %lld; continue with: liandan finetune --config %s --resume %s\n",
                 (long long)result.step, o.config.c_str(), config.output_dir.c_str());
 }

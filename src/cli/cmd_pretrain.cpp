@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "dist/world.hpp"
 #include "train/run_config.hpp"
 #include "train/trainer.hpp"
 
@@ -30,7 +31,7 @@ void run_pretrain(const PretrainOptions& o, const std::vector<std::string>& extr
   options.peak_tflops = o.peak_tflops;
   train::StopOnSignals signals;
   const train::TrainResult result = train::pretrain(config, options);
-  if (result.interrupted)
+  if (result.interrupted && dist::is_main_rank())
     std::printf("interrupted at step %lld; continue with: liandan pretrain --config %s --resume %s\n",
                 (long long)result.step, o.config.c_str(), config.output_dir.c_str());
 }
