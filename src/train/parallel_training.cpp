@@ -1,6 +1,7 @@
 #include "train/parallel_training.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "core/error.hpp"
@@ -163,6 +164,28 @@ double ParallelTraining::grad_norm(const Optimizer& optimizer) const {
 bool ParallelTraining::any_rank(bool flag) const {
   if (world_.size() == 1) return flag;
   return world_.all_reduce_max(flag ? 1.0 : 0.0) > 0;
+}
+
+std::string ParallelTraining::describe(const Optimizer& optimizer) const {
+  if (world_.size() == 1) return "";
+  auto elements = [](const auto& tensors) {
+    int64_t n = 0;
+    for (const auto& t : tensors) n += t.numel();
+    return n;
+  };
+  int64_t whole = 0;
+  for (const auto& [name, p] : task_.full_parameters()) whole += p.numel();
+  const int64_t mine = elements(optimizer.params());
+  const int64_t grads = dp_ ? dp_->gradient_bytes_held() : mine * 4;
+  const int64_t state_per_element = optimizer.kind() == "adamw" ? 8 : 4;
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "job: %d ranks (%s) = dp %d x tp %d x pp %d, ZeRO-%d; per rank: optimizer state %.1f MiB, "
+                "gradients %.1f MiB (whole model: %.1f MiB, %.1f MiB)",
+                world_.size(), world_.backend_name().c_str(), grid_.dp, grid_.tp, grid_.pp,
+                dp_ ? dp_->zero_stage() : 0, double(mine * state_per_element) / (1 << 20), double(grads) / (1 << 20),
+                double(whole * state_per_element) / (1 << 20), double(whole * 4) / (1 << 20));
+  return line;
 }
 
 nlohmann::json ParallelTraining::topology(const RunConfig& config) const {

@@ -12,6 +12,7 @@
 // ZeRO with tp or pp, are refused with a clear error.
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "dist/communicator.hpp"
@@ -56,6 +57,9 @@ class ParallelTraining {
   // Brings the whole model up to date on rank 0 (model parallel), before an evaluation or a save.
   void gather_model() { if (model_parallel()) task_.gather_model(); }
 
+  // One line for the start of a multi-rank run: the layout, and what each rank holds of the
+  // optimizer state and gradients against the whole model's ("" with one process).
+  std::string describe(const Optimizer& optimizer) const;
   // For RUN_DIR/topology.json.
   nlohmann::json topology(const RunConfig& config) const;
   double exposed_comm_seconds() const { return dp_ ? dp_->stats().exposed_seconds : 0.0; }

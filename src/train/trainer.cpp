@@ -327,6 +327,7 @@ TrainResult Trainer::run() {
     std::printf("%s: %lld x %lld tokens x %lld micro-batches per step, %lld steps, %s\n", task_.describe().c_str(),
                 (long long)c_.train.batch_size, (long long)c_.train.seq_len, (long long)c_.train.grad_accum,
                 (long long)max_steps, mfu);
+    if (const std::string job = parallel_.describe(*optimizer_); !job.empty()) std::printf("%s\n", job.c_str());
   }
   int64_t saved_at = state_.step;
   while (state_.step < max_steps) {
