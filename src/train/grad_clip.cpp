@@ -12,7 +12,13 @@ double grad_norm(const std::vector<Tensor>& params) {
   for (const Tensor& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    for (float x : g.to_vector<float>()) total += double(x) * double(x);
+    const Tensor c = g.to(kCPU).to(DType::f32).contiguous();
+    const float* x = c.data<float>();
+    const int64_t n = c.numel();
+    double sum = 0.0;
+#pragma omp parallel for reduction(+ : sum) schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * double(x[i]);
+    total += sum;
   }
   return std::sqrt(total);
 }
