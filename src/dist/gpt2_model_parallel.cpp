@@ -1,6 +1,8 @@
 #include "dist/gpt2_model_parallel.hpp"
 
 #include "core/error.hpp"
+#include "dist/pipeline_stage.hpp"
+#include "dist/tp_pipeline_stage.hpp"
 #include "models/gpt2.hpp"
 
 namespace ld::dist {
@@ -26,12 +28,14 @@ Schedule parse_schedule(const std::string& name) {
 Gpt2ModelParallel::Gpt2ModelParallel(const models::CausalLM& full, ProcessGrid& grid, const std::string& schedule)
     : tp_rank_(grid.tp_rank), schedule_(parse_schedule(schedule)) {
   const models::Gpt2LMHeadModel& gpt2 = as_gpt2(full);
-  LD_ASSERT((grid.tp > 1) != (grid.pp > 1), "exactly one model-parallel dimension");
-  if (grid.tp > 1) {
-    TensorParallelGpt2::check_splittable(gpt2.hf_config(), grid.tp);
+  LD_ASSERT(grid.tp > 1 || grid.pp > 1, "a model-parallel dimension");
+  if (grid.tp > 1) TensorParallelGpt2::check_splittable(gpt2.hf_config(), grid.tp);
+  if (grid.pp == 1) {
     tp_ = std::make_unique<TensorParallelGpt2>(gpt2, *grid.tp_group);
-  } else {
+  } else if (grid.tp == 1) {
     stage_ = std::make_unique<PipelineGpt2Stage>(gpt2, *grid.pp_group);
+  } else {
+    stage_ = std::make_unique<TensorParallelGpt2Stage>(gpt2, *grid.tp_group, *grid.pp_group);
   }
 }
 
@@ -41,9 +45,7 @@ NamedTensors Gpt2ModelParallel::named_parameters() const {
 
 bool Gpt2ModelParallel::counts_in_grad_norm(const std::string& name) const {
   if (tp_) return tp_rank_ == 0 || !tp_->shard_of(name).replicated();
-  // The last stage's copy of a tied embedding has the first stage's (summed) gradient.
-  const bool tied_copy = stage_->stages() > 1 && stage_->is_last() && stage_->hf_config().tie_word_embeddings;
-  return !(tied_copy && name == "transformer.wte.weight");
+  return stage_->counts_in_grad_norm(name);
 }
 
 Tensor Gpt2ModelParallel::loss(const Tensor& inputs, const Tensor& targets) const {

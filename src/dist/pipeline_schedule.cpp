@@ -21,7 +21,7 @@ int gradient_tag(int64_t m) { return int(2 * m + 1); }
 // One step's forwards and backwards on this stage, with what each micro-batch keeps in between.
 class StepRunner {
  public:
-  StepRunner(PipelineGpt2Stage& stage, const std::vector<MicroBatch>& micro_batches)
+  StepRunner(PipelineStage& stage, const std::vector<MicroBatch>& micro_batches)
       : stage_(stage), comm_(stage.communicator()), micro_batches_(micro_batches), losses_(micro_batches.size(), 0.0) {}
 
   void run(const PipelineAction& action) {
@@ -49,7 +49,7 @@ class StepRunner {
   void post_send(const Tensor& t, int dest, int tag, int64_t m);
   void wait_sends(int64_t m);
 
-  PipelineGpt2Stage& stage_;
+  PipelineStage& stage_;
   Communicator& comm_;
   const std::vector<MicroBatch>& micro_batches_;
   std::vector<double> losses_;
@@ -97,7 +97,7 @@ void StepRunner::forward(int64_t m) {
   }
   const Tensor out = stage_.forward(mb.inputs, f.input);
   if (stage_.is_last()) {
-    const Tensor loss = PipelineGpt2Stage::loss(out, mb.targets);
+    const Tensor loss = stage_.loss(out, mb.targets);
     losses_[size_t(m)] = loss.item();
     f.output = ops::scale(loss, 1.0 / double(micro_batches_.size()));
   } else {
@@ -165,7 +165,7 @@ std::vector<PipelineAction> schedule_actions(Schedule schedule, int stages, int 
   return actions;
 }
 
-PipelineStepResult run_pipeline_step(PipelineGpt2Stage& stage, const std::vector<MicroBatch>& micro_batches,
+PipelineStepResult run_pipeline_step(PipelineStage& stage, const std::vector<MicroBatch>& micro_batches,
                                      Schedule schedule) {
   check_micro_batches(micro_batches);
   StepRunner runner(stage, micro_batches);

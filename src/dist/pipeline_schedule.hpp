@@ -1,6 +1,7 @@
 #pragma once
-// One training step of a pipeline: its micro-batches through the stages of PipelineGpt2Stage, in
-// one of two orders.
+// One training step of a pipeline: its micro-batches through the stages of a PipelineStage
+// (PipelineGpt2Stage, or TensorParallelGpt2Stage inside which each stage is tensor parallel), in one
+// of two orders.
 //   gpipe        (Huang et al.) every forward, then every backward: all micro-batches' activations
 //                are alive at once.
 //   one_f_one_b  (PipeDream-Flush, Megatron's default) stage s of S first runs min(S - s - 1, M)
@@ -16,7 +17,7 @@
 #include <vector>
 
 #include "core/tensor.hpp"
-#include "dist/pipeline_stage.hpp"
+#include "dist/pipeline_stage_interface.hpp"
 
 namespace ld::dist {
 
@@ -49,7 +50,7 @@ struct PipelineStepResult {
 // parameters' .grad, then sums the tied embedding copies' gradients (reduce_tied_gradients), so
 // call it once per optimizer step with the gradients zeroed. Collective over the stage's
 // communicator; every stage passes the same micro-batches (shapes at least).
-PipelineStepResult run_pipeline_step(PipelineGpt2Stage& stage, const std::vector<MicroBatch>& micro_batches,
+PipelineStepResult run_pipeline_step(PipelineStage& stage, const std::vector<MicroBatch>& micro_batches,
                                      Schedule schedule);
 
 }  // namespace ld::dist

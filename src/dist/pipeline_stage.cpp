@@ -1,90 +1,15 @@
 #include "dist/pipeline_stage.hpp"
 
 #include <algorithm>
-#include <sstream>
 #include <string>
 
-#include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
+#include "dist/stage_transfer.hpp"
 #include "ops/ops.hpp"
 
 namespace ld::dist {
 
 namespace {
-
-// Tags of the checkpoint transfers (the schedule's activation tags are below them).
-constexpr int kDescribeTag = 32001;
-constexpr int kTensorTag = 32002;
-constexpr int kTiedGradTag = 32003;
-
-// --- named tensors between ranks: first a text describing them (name, dtype, shape per line), so
-// the receiver can allocate, then each tensor's bytes.
-
-std::string describe(const NamedTensors& tensors) {
-  std::ostringstream out;
-  for (const auto& [name, t] : tensors) {
-    out << name << '\t' << int(t.dtype());
-    for (int64_t d : t.shape()) out << ' ' << d;
-    out << '\n';
-  }
-  return out.str();
-}
-
-NamedTensors allocate_described(const std::string& text) {
-  NamedTensors out;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    const size_t tab = line.find('\t');
-    std::istringstream fields(line.substr(tab + 1));
-    int dtype = 0;
-    fields >> dtype;
-    Shape shape;
-    for (int64_t d = 0; fields >> d;) shape.push_back(d);
-    out.emplace_back(line.substr(0, tab), empty(shape, DType(dtype)));
-  }
-  return out;
-}
-
-void send_string(Communicator& comm, const std::string& s, int dest) {
-  int64_t length = int64_t(s.size());
-  comm.send(&length, 1, ElemType::i64, dest, kDescribeTag);
-  if (length > 0) comm.send(s.data(), length, ElemType::u8, dest, kDescribeTag);
-}
-
-std::string recv_string(Communicator& comm, int source) {
-  int64_t length = 0;
-  comm.recv(&length, 1, ElemType::i64, source, kDescribeTag);
-  std::string s(size_t(length), '\0');
-  if (length > 0) comm.recv(s.data(), length, ElemType::u8, source, kDescribeTag);
-  return s;
-}
-
-// Raw bytes, so that any dtype travels.
-void send_tensors(Communicator& comm, const NamedTensors& tensors, int dest) {
-  for (const auto& [name, t] : tensors) {
-    const Tensor c = t.contiguous();
-    comm.send(c.raw(), int64_t(c.nbytes()), ElemType::u8, dest, kTensorTag);
-  }
-}
-
-void recv_tensors(Communicator& comm, NamedTensors& tensors, int source) {
-  for (auto& [name, t] : tensors) comm.recv(t.raw(), int64_t(t.nbytes()), ElemType::u8, source, kTensorTag);
-}
-
-// The tensors of `wanted` (names, dtypes, shapes) taken from `full`, or why they cannot be.
-std::string pick_from_full(const nn::StateDict& full, NamedTensors& wanted, int stage) {
-  for (auto& [name, t] : wanted) {
-    const auto it = full.find(name);
-    if (it == full.end())
-      return "pipeline stage " + std::to_string(stage) + ": the full state dict has no \"" + name + "\"";
-    if (it->second.shape() != t.shape())
-      return "pipeline stage " + std::to_string(stage) + ": \"" + name + "\" is " + shape_str(it->second.shape()) +
-             " in the full state dict, the stage holds " + shape_str(t.shape());
-    t = it->second.to(t.dtype()).contiguous();
-  }
-  return "";
-}
 
 void append_module(NamedTensors& out, const std::string& prefix, const nn::Module& module) {
   for (auto& [name, t] : module.named_parameters()) out.emplace_back(prefix + name, t);
@@ -140,7 +65,7 @@ Tensor PipelineGpt2Stage::forward(const Tensor& ids, const Tensor& hidden) const
   return is_last() ? ops::linear(out, head_weight_) : out;
 }
 
-Tensor PipelineGpt2Stage::loss(const Tensor& logits, const Tensor& targets) {
+Tensor PipelineGpt2Stage::loss(const Tensor& logits, const Tensor& targets) const {
   return ops::cross_entropy(logits, targets);
 }
 
@@ -186,38 +111,17 @@ NamedTensors PipelineGpt2Stage::named_parameters() const {
   return out;
 }
 
-void PipelineGpt2Stage::zero_grad() {
-  for (auto& [name, t] : named_parameters()) t.zero_grad();
+bool PipelineGpt2Stage::counts_in_grad_norm(const std::string& name) const {
+  return !(has_tied_copy() && is_last() && name == "transformer.wte.weight");
 }
 
 void PipelineGpt2Stage::reduce_tied_gradients() {
   if (!has_tied_copy() || !(is_first() || is_last())) return;
-  Tensor weight = is_first() ? wte_->weight : head_weight_;  // a handle
-  const int peer = is_first() ? stages() - 1 : 0;
-  autograd::NoGradGuard no_grad;
-  const Tensor own = weight.grad().defined() ? weight.grad().contiguous() : zeros(weight.shape(), weight.dtype());
-  Tensor other = empty(weight.shape(), weight.dtype());
-  WorkPtr recv = comm_->recv_async(other.raw(), int64_t(other.nbytes()), ElemType::u8, peer, kTiedGradTag);
-  WorkPtr send = comm_->send_async(own.raw(), int64_t(own.nbytes()), ElemType::u8, peer, kTiedGradTag);
-  recv->wait();
-  send->wait();
-  // Addition commutes exactly, so both copies get bit-identical gradients.
-  weight.set_grad(ops::add(own, other));
+  sum_tied_gradient(*comm_, is_first() ? wte_->weight : head_weight_, is_first() ? stages() - 1 : 0);
 }
 
 nn::StateDict PipelineGpt2Stage::gather_full(const NamedTensors& local) const {
-  if (comm_->rank() != 0) {
-    send_string(*comm_, describe(local), 0);
-    send_tensors(*comm_, local, 0);
-    return {};
-  }
-  nn::StateDict full(local.begin(), local.end());
-  for (int r = 1; r < comm_->size(); ++r) {
-    NamedTensors part = allocate_described(recv_string(*comm_, r));
-    recv_tensors(*comm_, part, r);
-    for (auto& [name, t] : part) full.emplace(name, t);  // a name already there came from a lower stage
-  }
-  return full;
+  return gather_to_first_stage(*comm_, local);
 }
 
 nn::StateDict PipelineGpt2Stage::gather_full_state_dict() const {
@@ -226,28 +130,8 @@ nn::StateDict PipelineGpt2Stage::gather_full_state_dict() const {
   return full;
 }
 
-// Rank 0 serves every other rank before failing, and tells each whether its part was found, so that
-// an error ends every rank rather than leaving some waiting.
 NamedTensors PipelineGpt2Stage::scatter_full(const nn::StateDict& full) const {
-  NamedTensors part = named_parameters();
-  if (comm_->rank() != 0) {
-    send_string(*comm_, describe(part), 0);
-    const std::string error = recv_string(*comm_, 0);
-    LD_CHECK(error.empty(), error);
-    NamedTensors received = allocate_described(describe(part));
-    recv_tensors(*comm_, received, 0);
-    return received;
-  }
-  std::string first_error = pick_from_full(full, part, 0);
-  for (int r = 1; r < comm_->size(); ++r) {
-    NamedTensors wanted = allocate_described(recv_string(*comm_, r));
-    const std::string error = pick_from_full(full, wanted, r);
-    send_string(*comm_, error, r);
-    if (error.empty()) send_tensors(*comm_, wanted, r);
-    if (first_error.empty()) first_error = error;
-  }
-  LD_CHECK(first_error.empty(), first_error);
-  return part;
+  return scatter_from_first_stage(*comm_, full, named_parameters());
 }
 
 void PipelineGpt2Stage::load_full_state_dict(const nn::StateDict& full) {

@@ -24,12 +24,11 @@
 
 #include "core/tensor.hpp"
 #include "dist/communicator.hpp"
+#include "dist/pipeline_stage_interface.hpp"
 #include "models/gpt2.hpp"
 #include "nn/module.hpp"
 
 namespace ld::dist {
-
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // Blocks [first, end) of `stage` when n_layer blocks are cut into `stages` contiguous ranges whose
 // sizes differ by at most one. More stages than blocks is an error naming both counts.
@@ -38,49 +37,46 @@ struct BlockRange {
 };
 BlockRange stage_blocks(int64_t n_layer, int stages, int stage);
 
-class PipelineGpt2Stage {
+class PipelineGpt2Stage : public PipelineStage {
  public:
   // model: the full model, identical on every rank (same seed or the same checkpoint). comm: the
   // pipeline's ranks, stage i on rank i; it must outlive the stage.
   PipelineGpt2Stage(const models::Gpt2LMHeadModel& model, Communicator& comm);
 
-  int stage() const { return comm_->rank(); }
-  int stages() const { return comm_->size(); }
-  bool is_first() const { return stage() == 0; }
-  bool is_last() const { return stage() == stages() - 1; }
   BlockRange blocks() const { return blocks_; }
-  Communicator& communicator() const { return *comm_; }
-  const io::HfModelConfig& hf_config() const { return hf_; }
+  Communicator& communicator() const override { return *comm_; }
+  const io::HfModelConfig& hf_config() const override { return hf_; }
   // The dtype of the activations passed between stages (the parameters').
-  DType activation_dtype() const { return activation_dtype_; }
+  DType activation_dtype() const override { return activation_dtype_; }
 
   // ids i32/i64 [B, T] (every stage checks them against the vocabulary and n_positions; the first
   // embeds them). hidden [B, T, C]: the previous stage's output, ignored by the first stage.
   // Returns the residual stream [B, T, C] after this stage's blocks, or on the last stage the
   // logits [B, T, V].
-  Tensor forward(const Tensor& ids, const Tensor& hidden) const;
+  Tensor forward(const Tensor& ids, const Tensor& hidden) const override;
   // The micro-batch's loss on the last stage: the mean next-token cross-entropy, as clm_loss.
-  static Tensor loss(const Tensor& logits, const Tensor& targets);
+  Tensor loss(const Tensor& logits, const Tensor& targets) const override;
 
   // This stage's parameters with their Hugging Face names, in the full model's order.
-  NamedTensors named_parameters() const;
-  void zero_grad();
+  NamedTensors named_parameters() const override;
+  // Every parameter but the last stage's copy of a tied wte (its gradient is the first stage's).
+  bool counts_in_grad_norm(const std::string& name) const override;
   // Sums the gradients of the tied wte copies of the first and the last stage (a no-op otherwise).
   // Call once per optimizer step, after the step's last backward: it adds the other copy's
   // gradient, so a second call would count it twice.
-  void reduce_tied_gradients();
+  void reduce_tied_gradients() override;
 
   // Every stage's tensors, laid out like its named_parameters() (the parameters, their gradients,
   // an optimizer's moments), brought to rank 0 under their names; a name that several stages hold
   // (the tied wte) is taken from the lowest stage. Collective; the result is empty on other ranks.
-  nn::StateDict gather_full(const NamedTensors& local) const;
+  nn::StateDict gather_full(const NamedTensors& local) const override;
   // The full model's state_dict() on rank 0 (aliases included: a tied "lm_head.weight" is wte);
   // empty elsewhere. Collective.
-  nn::StateDict gather_full_state_dict() const;
+  nn::StateDict gather_full_state_dict() const override;
   // This stage's part of `full` (read on rank 0 only; other ranks may pass {}), in named_parameters()
   // order, on every rank. A missing name or a wrong shape is an error on rank 0 naming the key.
   // Collective.
-  NamedTensors scatter_full(const nn::StateDict& full) const;
+  NamedTensors scatter_full(const nn::StateDict& full) const override;
   // Copies this stage's part of the full state dict on rank 0 into the parameters. Collective.
   void load_full_state_dict(const nn::StateDict& full);
 

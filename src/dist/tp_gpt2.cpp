@@ -40,6 +40,15 @@ void check_divides(int64_t value, int tp, const char* key) {
            tp);
 }
 
+void check_ids_in_vocabulary(const Tensor& ids, int64_t vocab_size) {
+  LD_CHECK(ids.dtype() == DType::i64 || ids.dtype() == DType::i32, "TensorParallelGpt2: ids must be i32 or i64, got ",
+           dtype_name(ids.dtype()));
+  const std::vector<int64_t> values = ids.to(kCPU).to(DType::i64).contiguous().to_vector<int64_t>();
+  for (size_t i = 0; i < values.size(); ++i)
+    LD_CHECK(values[i] >= 0 && values[i] < vocab_size, "TensorParallelGpt2: id ", values[i], " at flat position ", i,
+             " is outside the vocabulary [0, ", vocab_size, ")");
+}
+
 // [B, T, H*D] -> [B, H, T, D] and back.
 Tensor split_heads(const Tensor& x, int64_t heads) {
   return x.reshape({x.size(0), x.size(1), heads, x.size(2) / heads}).permute({0, 2, 1, 3});
@@ -67,12 +76,17 @@ void TensorParallelGpt2::check_splittable(const io::HfModelConfig& hf, int tp) {
   check_divides(hf.stack.vocab_size, tp, "vocab_size");
 }
 
-TensorParallelGpt2::TensorParallelGpt2(const models::Gpt2LMHeadModel& full, Communicator& comm)
-    : TensorParallelGpt2(full.hf_config(), full.state_dict(), comm) {}
+TensorParallelGpt2::TensorParallelGpt2(const models::Gpt2LMHeadModel& full, Communicator& comm, Gpt2Part part)
+    : TensorParallelGpt2(full.hf_config(), full.state_dict(), comm, part) {}
 
-TensorParallelGpt2::TensorParallelGpt2(const io::HfModelConfig& config, const nn::StateDict& full, Communicator& comm)
-    : config_(config), comm_(&comm) {
+TensorParallelGpt2::TensorParallelGpt2(const io::HfModelConfig& config, const nn::StateDict& full, Communicator& comm,
+                                       Gpt2Part part)
+    : config_(config), comm_(&comm), part_(part) {
   check_splittable(config_, comm.size());
+  if (part_.end_block < 0) part_.end_block = config_.stack.n_layer;
+  LD_CHECK(0 <= part_.first_block && part_.first_block <= part_.end_block && part_.end_block <= config_.stack.n_layer,
+           "TensorParallelGpt2: blocks [", part_.first_block, ", ", part_.end_block, ") are not within n_layer=",
+           config_.stack.n_layer);
   tanh_gelu_ = uses_tanh_gelu(config_.hidden_act);
   load_parts(full);
 }
@@ -90,31 +104,41 @@ Tensor TensorParallelGpt2::take(const nn::StateDict& full, const std::string& na
   return part;
 }
 
+TensorParallelGpt2::Block TensorParallelGpt2::take_block(const nn::StateDict& full, int64_t index) {
+  const int64_t C = config_.stack.n_embd, I = config_.stack.intermediate_size;
+  const std::string p = "transformer.h." + std::to_string(index) + ".";
+  Block b;
+  b.ln_1_w = take(full, p + "ln_1.weight", {C});
+  b.ln_1_b = take(full, p + "ln_1.bias", {C});
+  b.c_attn_w = take(full, p + "attn.c_attn.weight", {C, 3 * C});
+  b.c_attn_b = take(full, p + "attn.c_attn.bias", {3 * C});
+  b.attn_proj_w = take(full, p + "attn.c_proj.weight", {C, C});
+  b.attn_proj_b = take(full, p + "attn.c_proj.bias", {C});
+  b.ln_2_w = take(full, p + "ln_2.weight", {C});
+  b.ln_2_b = take(full, p + "ln_2.bias", {C});
+  b.c_fc_w = take(full, p + "mlp.c_fc.weight", {C, I});
+  b.c_fc_b = take(full, p + "mlp.c_fc.bias", {I});
+  b.mlp_proj_w = take(full, p + "mlp.c_proj.weight", {I, C});
+  b.mlp_proj_b = take(full, p + "mlp.c_proj.bias", {C});
+  return b;
+}
+
+// In the full model's parameter order.
 void TensorParallelGpt2::load_parts(const nn::StateDict& full) {
   const models::StackConfig& c = config_.stack;
-  const int64_t C = c.n_embd, I = c.intermediate_size;
-  wte_ = take(full, "transformer.wte.weight", {c.vocab_size, C});
-  wpe_ = take(full, "transformer.wpe.weight", {c.n_positions, C});
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "transformer.h." + std::to_string(i) + ".";
-    Block b;
-    b.ln_1_w = take(full, p + "ln_1.weight", {C});
-    b.ln_1_b = take(full, p + "ln_1.bias", {C});
-    b.c_attn_w = take(full, p + "attn.c_attn.weight", {C, 3 * C});
-    b.c_attn_b = take(full, p + "attn.c_attn.bias", {3 * C});
-    b.attn_proj_w = take(full, p + "attn.c_proj.weight", {C, C});
-    b.attn_proj_b = take(full, p + "attn.c_proj.bias", {C});
-    b.ln_2_w = take(full, p + "ln_2.weight", {C});
-    b.ln_2_b = take(full, p + "ln_2.bias", {C});
-    b.c_fc_w = take(full, p + "mlp.c_fc.weight", {C, I});
-    b.c_fc_b = take(full, p + "mlp.c_fc.bias", {I});
-    b.mlp_proj_w = take(full, p + "mlp.c_proj.weight", {I, C});
-    b.mlp_proj_b = take(full, p + "mlp.c_proj.bias", {C});
-    blocks_.push_back(b);
+  const Shape vocab_rows = {c.vocab_size, c.n_embd};
+  if (part_.embeddings) {
+    wte_ = take(full, "transformer.wte.weight", vocab_rows);
+    wpe_ = take(full, "transformer.wpe.weight", {c.n_positions, c.n_embd});
   }
-  ln_f_w_ = take(full, "transformer.ln_f.weight", {C});
-  ln_f_b_ = take(full, "transformer.ln_f.bias", {C});
-  lm_head_ = config_.tie_word_embeddings ? wte_ : take(full, "lm_head.weight", {c.vocab_size, C});
+  for (int64_t i = part_.first_block; i < part_.end_block; ++i) blocks_.push_back(take_block(full, i));
+  if (!part_.head) return;
+  ln_f_w_ = take(full, "transformer.ln_f.weight", {c.n_embd});
+  ln_f_b_ = take(full, "transformer.ln_f.bias", {c.n_embd});
+  if (!config_.tie_word_embeddings)
+    lm_head_ = take(full, "lm_head.weight", vocab_rows);
+  else  // tied: wte itself, or this part's own copy of its rows
+    lm_head_ = part_.embeddings ? wte_ : take(full, "transformer.wte.weight", vocab_rows);
 }
 
 // --- forward
@@ -141,21 +165,41 @@ Tensor TensorParallelGpt2::run_block(const Block& b, const Tensor& x) const {
   return ops::add(mid, mlp(b, ops::layernorm(mid, b.ln_2_w, b.ln_2_b, eps)));
 }
 
-Tensor TensorParallelGpt2::local_logits(const Tensor& ids) const {
+Tensor TensorParallelGpt2::forward_part(const Tensor& ids, const Tensor& hidden) const {
   LD_CHECK(ids.defined() && ids.dim() == 2, "TensorParallelGpt2: ids must be [B, T], got ",
            ids.defined() ? shape_str(ids.shape()) : "undefined");
   const int64_t T = ids.size(1);
   LD_CHECK(T >= 1 && T <= config_.stack.n_positions, "TensorParallelGpt2: ", T,
            " tokens do not fit n_positions=", config_.stack.n_positions);
-  Tensor x = ops::add(vocab_parallel_embedding(ids, wte_, *comm_),
-                      ops::embedding(arange(T, DType::i64, wpe_.device()), wpe_));  // [B, T, C] + [T, C]
+  Tensor x;
+  if (part_.embeddings) {
+    x = ops::add(vocab_parallel_embedding(ids, wte_, *comm_),
+                 ops::embedding(arange(T, DType::i64, wpe_.device()), wpe_));  // [B, T, C] + [T, C]
+  } else {
+    check_ids_in_vocabulary(ids, config_.stack.vocab_size);  // as the first stage does, so every stage fails alike
+    const Shape expected = {ids.size(0), T, config_.stack.n_embd};
+    LD_CHECK(hidden.defined() && hidden.shape() == expected, "TensorParallelGpt2: blocks from ", part_.first_block,
+             " need hidden states ", shape_str(expected), ", got ",
+             hidden.defined() ? shape_str(hidden.shape()) : "none");
+    x = hidden;
+  }
   for (const Block& b : blocks_) x = run_block(b, x);
+  if (!part_.head) return x;
   const Tensor h = ops::layernorm(x, ln_f_w_, ln_f_b_, config_.stack.norm_eps);
   return ops::linear(copy_to_tp(h, *comm_), lm_head_);  // [B, T, V/tp]: this rank's vocabulary slice
 }
 
+Tensor TensorParallelGpt2::local_logits(const Tensor& ids) const {
+  LD_ASSERT(part_.embeddings && part_.head, "local_logits needs the whole model (forward_part runs a part)");
+  return forward_part(ids, Tensor());
+}
+
 Tensor TensorParallelGpt2::loss(const Tensor& inputs, const Tensor& targets) const {
-  return vocab_parallel_cross_entropy(local_logits(inputs), targets, *comm_);
+  return loss_from_logits(local_logits(inputs), targets);
+}
+
+Tensor TensorParallelGpt2::loss_from_logits(const Tensor& logits_part, const Tensor& targets) const {
+  return vocab_parallel_cross_entropy(logits_part, targets, *comm_);
 }
 
 // --- layouts, gathering, gradients
@@ -177,7 +221,8 @@ Tensor TensorParallelGpt2::gather_full(const std::string& name, const Tensor& pa
 nn::StateDict TensorParallelGpt2::gather_full_state_dict() const {
   nn::StateDict out;
   for (const auto& [name, part] : params_) out[name] = gather_full(name, part);
-  if (config_.tie_word_embeddings) out["lm_head.weight"] = out.at("transformer.wte.weight");
+  if (config_.tie_word_embeddings && part_.embeddings && part_.head)
+    out["lm_head.weight"] = out.at("transformer.wte.weight");
   return out;
 }
 

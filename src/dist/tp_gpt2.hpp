@@ -16,6 +16,11 @@
 // parameter (the parameter, its gradient, AdamW's moments) between the full and this rank's layout.
 // Every rank must hold the same full model when constructing (same seed, or the same checkpoint)
 // and feed the same batches.
+//
+// A Gpt2Part restricts the model to one pipeline stage's share (TensorParallelGpt2Stage): a range of
+// blocks, with the embeddings on the first stage and ln_f + the head on the last. A last stage
+// without the embeddings holds its own copy of a tied wte's vocabulary rows, a parameter named
+// "transformer.wte.weight" like the first stage's.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -34,13 +39,21 @@ class Gpt2LMHeadModel;
 
 namespace ld::dist {
 
+struct Gpt2Part {
+  int64_t first_block = 0, end_block = -1;  // blocks [first_block, end_block); -1: up to n_layer
+  bool embeddings = true;                   // wte and wpe, ids in
+  bool head = true;                         // ln_f and the LM head, this rank's logits out
+};
+
 class TensorParallelGpt2 {
  public:
   // From the full model (its parameters are copied, the model is not kept). comm is the
   // tensor-parallel group and must outlive this object and the graphs it builds.
-  TensorParallelGpt2(const models::Gpt2LMHeadModel& full, Communicator& comm);
-  // From a full Hugging Face state dict (a checkpoint, normalised names), every parameter present.
-  TensorParallelGpt2(const io::HfModelConfig& config, const nn::StateDict& full, Communicator& comm);
+  TensorParallelGpt2(const models::Gpt2LMHeadModel& full, Communicator& comm, Gpt2Part part = {});
+  // From a full Hugging Face state dict (a checkpoint, normalised names), every parameter the part
+  // holds present.
+  TensorParallelGpt2(const io::HfModelConfig& config, const nn::StateDict& full, Communicator& comm,
+                     Gpt2Part part = {});
 
   // Throws, naming the config key, unless the model can be split tp ways: dense gpt2, and tp divides
   // n_head, n_inner and vocab_size.
@@ -51,13 +64,24 @@ class TensorParallelGpt2 {
   const std::vector<std::pair<std::string, Tensor>>& named_parameters() const { return params_; }
   const io::HfModelConfig& config() const { return config_; }
   Communicator& comm() const { return *comm_; }
+  const Gpt2Part& part() const { return part_; }
+  // This rank's vocabulary rows of wte (first part) and of the LM head (last part; wte itself when
+  // tied and both are held, else its own copy or lm_head.weight). Undefined where not held.
+  const Tensor& embedding_weight() const { return wte_; }
+  const Tensor& head_weight() const { return lm_head_; }
 
   // ids i32/i64 [B, T] (T <= n_positions, positions 0..T-1): this rank's vocabulary slice of the
   // logits, [B, T, V/tp].
   Tensor local_logits(const Tensor& ids) const;
+  // The part's forward: hidden [B, T, C] (the residual stream, replicated; ignored by a part with
+  // the embeddings) through its blocks; returns the stream [B, T, C], or with the head this rank's
+  // logits [B, T, V/tp]. ids are checked on every part ([B, T], T <= n_positions).
+  Tensor forward_part(const Tensor& ids, const Tensor& hidden) const;
   // Mean next-token cross-entropy of ids against targets [B, T] (ignore index -100), the same value
   // on every rank: train::clm_loss of the full model.
   Tensor loss(const Tensor& inputs, const Tensor& targets) const;
+  // The same from this rank's logits (forward_part's output with the head).
+  Tensor loss_from_logits(const Tensor& logits_part, const Tensor& targets) const;
 
   // The layout of the parameter `name` (an error for a name the model does not have).
   TpShard shard_of(const std::string& name) const;
@@ -65,7 +89,8 @@ class TensorParallelGpt2 {
   Tensor shard_full(const std::string& name, const Tensor& full) const;
   Tensor gather_full(const std::string& name, const Tensor& part) const;
   // Every parameter gathered, under the names Gpt2LMHeadModel::state_dict() uses (a tied
-  // lm_head.weight included as an alias of transformer.wte.weight). Collective.
+  // lm_head.weight included as an alias of transformer.wte.weight when the part holds both ends).
+  // Collective.
   nn::StateDict gather_full_state_dict() const;
 
   // The L2 norm of the whole model's gradient (sharded parts summed over the ranks, replicated ones
@@ -80,6 +105,7 @@ class TensorParallelGpt2 {
   };
 
   void load_parts(const nn::StateDict& full);
+  Block take_block(const nn::StateDict& full, int64_t index);
   Tensor take(const nn::StateDict& full, const std::string& name, const Shape& expected);
   Tensor run_block(const Block& b, const Tensor& x) const;
   Tensor attention(const Block& b, const Tensor& normed) const;
@@ -87,6 +113,7 @@ class TensorParallelGpt2 {
 
   io::HfModelConfig config_;
   Communicator* comm_;
+  Gpt2Part part_;
   bool tanh_gelu_ = true;  // activation_function: the tanh approximation (gelu_new) or erf (gelu)
   std::map<std::string, TpShard> shards_;
   std::vector<std::pair<std::string, Tensor>> params_;

@@ -48,9 +48,6 @@ ParallelTraining::ParallelTraining(TrainTask& task, const RunConfig& config, dis
     : task_(task), c_(config), world_(world) {
   const DistSection& d = c_.dist;
   grid_ = dist::make_process_grid(world_, int(d.tp), int(d.pp));
-  LD_CHECK(grid_.tp == 1 || grid_.pp == 1, "dist.tp=", d.tp, " with dist.pp=", d.pp,
-           ": tensor and pipeline parallel together are not supported yet; use one of them (data parallel "
-           "takes the other ranks)");
   LD_CHECK(d.zero == 0 || !model_parallel(), "dist.zero=", d.zero, ": ZeRO runs with data parallel alone; with ",
            "dist.tp or dist.pp above 1 use dist.zero=0");
   LD_CHECK(d.zero == 0 || c_.train.optimizer == "adamw", "dist.zero=", d.zero,

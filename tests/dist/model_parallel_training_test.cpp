@@ -1,6 +1,6 @@
-// Tensor and pipeline parallel pretraining through the trainer (dist.tp, dist.pp, alone and with
-// data parallel) against one process: the same losses and gradient norms over 10 steps, and a
-// checkpoint of a tensor-parallel run that resumes in one process.
+// Tensor and pipeline parallel pretraining through the trainer (dist.tp, dist.pp, alone, together
+// and with data parallel) against one process: the same losses and gradient norms over 10 steps, and
+// checkpoints of a tensor-parallel run and of a tp x pp run that resume in one process.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -52,16 +52,46 @@ TEST(ModelParallelTraining, PipelineBothSchedulesAloneAndWithDataParallelMatchOn
   }
 }
 
-TEST(ModelParallelTraining, ATensorParallelCheckpointResumesInOneProcess) {
+TEST(ModelParallelTraining, TensorParallelInsidePipelineStagesBothSchedulesMatchOneProcess) {
   Communicator& w = world();
-  if (w.size() != 2) GTEST_SKIP() << "needs 2 ranks";
+  if (w.size() != 4 && w.size() != 8) GTEST_SKIP() << "needs 4 ranks (tp 2 x pp 2) or 8 (dp 2 x tp 2 x pp 2)";
   Reference ref(w);
-  run(config(ref.data, ref.shared.path() / "tp", 1, 0, {{"dist.tp", "2"}}), w);
-  const fs::path step5 = ref.shared.path() / "tp" / train::kCheckpointsDir / train::checkpoint_name(5);
+  const int dp = w.size() / 4;
+  for (const std::string schedule : {"gpipe", "1f1b"}) {
+    const train::RunConfig c = config(ref.data, ref.shared.path() / schedule, dp, 0,
+                                      {{"dist.tp", "2"}, {"dist.pp", "2"}, {"dist.schedule", schedule}});
+    expect_same_losses(run(c, w).losses, ref.result.losses,
+                       "dp " + std::to_string(dp) + " x tp 2 x pp 2, " + schedule);
+  }
+}
+
+// The second half of the reference run, from its step-5 checkpoint.
+std::vector<double> after_step5(const Reference& ref) {
   std::vector<double> want(ref.result.losses.begin() + 5, ref.result.losses.begin() + 10);
   want.insert(want.end(), ref.result.losses.begin() + 15, ref.result.losses.end());
+  return want;
+}
+
+// A checkpoint written by `layout` (dist overrides) on every rank of the world resumes in one process
+// like the one-process run's own.
+void expect_checkpoint_resumes_alone(const std::vector<train::Override>& layout, const std::string& what) {
+  Communicator& w = world();
+  Reference ref(w);
+  run(config(ref.data, ref.shared.path() / "mp", 1, 0, layout), w);
+  const fs::path step5 = ref.shared.path() / "mp" / train::kCheckpointsDir / train::checkpoint_name(5);
   LocalCommunicator alone;
-  expect_same_losses(run(config(ref.data, ref.own / "resumed", 1, 0), alone, step5).losses, want, "resumed alone");
+  expect_same_losses(run(config(ref.data, ref.own / "resumed", 1, 0), alone, step5).losses, after_step5(ref),
+                     what + " resumed alone");
+}
+
+TEST(ModelParallelTraining, ATensorParallelCheckpointResumesInOneProcess) {
+  if (world().size() != 2) GTEST_SKIP() << "needs 2 ranks";
+  expect_checkpoint_resumes_alone({{"dist.tp", "2"}}, "tp 2");
+}
+
+TEST(ModelParallelTraining, ATensorAndPipelineParallelCheckpointResumesInOneProcess) {
+  if (world().size() != 4) GTEST_SKIP() << "needs 4 ranks";
+  expect_checkpoint_resumes_alone({{"dist.tp", "2"}, {"dist.pp", "2"}}, "tp 2 x pp 2");
 }
 
 TEST(ModelParallelTraining, UnsupportedLayoutsAreClearErrorsOnEveryRank) {
