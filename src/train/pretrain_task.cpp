@@ -87,15 +87,25 @@ void PretrainTask::open_data() {
   LD_CHECK(!c_.data.path.empty(), "data.path: required (a folder prepared by `liandan data prepare`)");
   index_ = data::read_dataset_index(c_.data.path);
   seq_len_ = c_.train.seq_len;
-  if (c_.eval.every <= 0) return;
+  if (c_.eval.every > 0) open_eval_data(c_.train.batch_size);
+}
+
+void PretrainTask::open_eval_data(int64_t batch_size) {
   try {
     eval_loader_ = std::make_unique<data::EvalLoader>(
         c_.data.path, "val",
-        data::EvalOptions{.batch_size = c_.train.batch_size, .seq_len = seq_len_, .max_batches = c_.eval.batches,
+        data::EvalOptions{.batch_size = batch_size, .seq_len = seq_len_, .max_batches = c_.eval.batches,
                           .rank = 0, .world_size = 1});
   } catch (const Error& e) {
     LD_FAIL(e.what(), " (evaluation reads the val split; set eval.every=0 to train without it)");
   }
+}
+
+// Rank 0 evaluates alone, with the job's global batch, so the held-out windows scored are the ones
+// a one-process run with that batch scores.
+void PretrainTask::set_data_rank(int rank, int ranks) {
+  rank_ = rank, ranks_ = ranks;
+  if (eval_loader_) open_eval_data(c_.train.batch_size * ranks);
 }
 
 void PretrainTask::build_model() {

@@ -37,7 +37,7 @@ class PretrainTask : public TrainTask {
   std::vector<std::pair<std::string, Tensor>> trainable_parameters() override;
   int64_t flops_per_token() const override { return flops_per_token_; }
   bool splits_aux_loss() const override;
-  void set_data_rank(int rank, int ranks) override { rank_ = rank, ranks_ = ranks; }
+  void set_data_rank(int rank, int ranks) override;
   // Tensor or pipeline parallel GPT-2 (dist/gpt2_model_parallel.hpp); the whole model stays here
   // for evaluation and saving on rank 0 (gather_model brings it up to date).
   void set_model_parallel(dist::ProcessGrid& grid) override;
@@ -56,6 +56,7 @@ class PretrainTask : public TrainTask {
 
  private:
   void open_data();
+  void open_eval_data(int64_t batch_size);
   void build_model();
   void setup_tokenizer();
   void setup_masking();
