@@ -48,8 +48,6 @@ ParallelTraining::ParallelTraining(TrainTask& task, const RunConfig& config, dis
     : task_(task), c_(config), world_(world) {
   const DistSection& d = c_.dist;
   grid_ = dist::make_process_grid(world_, int(d.tp), int(d.pp));
-  LD_CHECK(d.zero == 0 || !model_parallel(), "dist.zero=", d.zero, ": ZeRO runs with data parallel alone; with ",
-           "dist.tp or dist.pp above 1 use dist.zero=0");
   LD_CHECK(d.zero == 0 || c_.train.optimizer == "adamw", "dist.zero=", d.zero,
            ": ZeRO shards AdamW's state; with train.optimizer=", c_.train.optimizer, " use dist.zero=0");
   LD_CHECK(grid_.pp == 1 || c_.train.precision != "fp16", "dist.pp=", d.pp,
@@ -72,6 +70,8 @@ std::unique_ptr<Optimizer> ParallelTraining::make_optimizer() const {
   return std::make_unique<Optimizer>(task_.trainable_parameters(), c_.train);
 }
 
+// Two levels: the whole model's state <-> this rank's part of the model (tensor/pipeline parallel,
+// through the task) <-> this rank's ZeRO segments of that part (data parallel).
 void ParallelTraining::load_optimizer(Optimizer& optimizer, const fs::path& file) const {
   const bool zero = dp_ && dp_->zero_stage() > 0;
   if (!zero && !model_parallel()) return optimizer.load(file);
@@ -79,17 +79,16 @@ void ParallelTraining::load_optimizer(Optimizer& optimizer, const fs::path& file
   full.load(file);
   for (const char* suffix : kMomentSuffixes) {
     const NamedTensors whole = moments(full, task_.full_parameters(), suffix);
-    if (model_parallel()) {
-      const auto own = by_name(moments(optimizer, task_.trainable_parameters(), suffix));
-      for (const auto& [name, part] : task_.shard_like_parameters(by_name(whole))) Tensor(own.at(name)).copy_(part);
+    const auto part = by_name(model_parallel() ? task_.shard_like_parameters(by_name(whole)) : whole);
+    const auto own = by_name(optimizer.state_tensors());
+    if (!zero) {
+      for (const auto& [name, t] : part) Tensor(own.at(name + suffix)).copy_(t);
       continue;
     }
-    const auto own = by_name(optimizer.state_tensors());
-    std::vector<Tensor> parts, fulls;
-    for (const dist::Segment& s : dp_->segments()) parts.push_back(own.at(s.name + suffix));
-    const auto all = by_name(whole);
-    for (const std::string& p : dp_->parameter_names()) fulls.push_back(all.at(p));
-    dp_->scatter_from_full(fulls, parts);
+    std::vector<Tensor> segments, fulls;
+    for (const dist::Segment& s : dp_->segments()) segments.push_back(own.at(s.name + suffix));
+    for (const std::string& p : dp_->parameter_names()) fulls.push_back(part.at(p));
+    dp_->scatter_from_full(fulls, segments);
   }
   optimizer.set_steps(full.steps());
 }
@@ -100,19 +99,23 @@ std::unique_ptr<Optimizer> ParallelTraining::gathered_optimizer(const Optimizer&
   std::unique_ptr<Optimizer> full;
   if (main_rank()) full = std::make_unique<Optimizer>(task_.full_parameters(), c_.train);
   for (const char* suffix : kMomentSuffixes) {
-    std::map<std::string, Tensor> into;  // the whole state on rank 0
-    if (full) into = by_name(moments(*full, task_.full_parameters(), suffix));
-    if (model_parallel()) {
-      const nn::StateDict gathered = task_.gather_like_parameters(moments(optimizer, task_.trainable_parameters(), suffix));
-      if (full)
-        for (auto& [name, t] : into) t.copy_(gathered.at(name));
-      continue;
+    // This rank's part, whole over the data-parallel ranks (on dp rank 0, which holds world rank 0).
+    NamedTensors part = moments(optimizer, task_.trainable_parameters(), suffix);
+    if (zero) {
+      const auto own = by_name(optimizer.state_tensors());
+      std::vector<Tensor> segments, fulls;
+      for (const dist::Segment& s : dp_->segments()) segments.push_back(own.at(s.name + suffix));
+      part.clear();
+      for (const auto& [name, p] : task_.trainable_parameters()) {
+        if (!p.requires_grad()) continue;
+        fulls.push_back(zeros(p.shape()));
+        part.emplace_back(name, fulls.back());
+      }
+      dp_->gather_to_rank0(segments, fulls);
     }
-    const auto own = by_name(optimizer.state_tensors());
-    std::vector<Tensor> parts, fulls;
-    for (const dist::Segment& s : dp_->segments()) parts.push_back(own.at(s.name + suffix));
-    for (const std::string& p : dp_->parameter_names()) fulls.push_back(full ? into.at(p) : Tensor());
-    dp_->gather_to_rank0(parts, fulls);
+    const nn::StateDict gathered = model_parallel() ? task_.gather_like_parameters(part) : nn::StateDict(part.begin(), part.end());
+    if (full)
+      for (auto& [name, t] : by_name(moments(*full, task_.full_parameters(), suffix))) Tensor(t).copy_(gathered.at(name));
   }
   if (full) full->set_steps(optimizer.steps());
   return full;

@@ -8,8 +8,8 @@
 // hold the whole optimizer state gathered on rank 0 (the same files as a one-process run's, so they
 // resume on any number of ranks). With one process every call is a no-op or the plain thing.
 //
-// Combinations: dp with ZeRO 0-2; tp, pp or both (GPT-2; both: each pipeline stage is tensor
-// parallel) with dp at ZeRO 0. ZeRO with tp or pp is refused with a clear error.
+// Combinations: any dp x tp x pp grid (tp and pp for dense GPT-2; both: each pipeline stage is
+// tensor parallel), data parallel at ZeRO 0, 1 or 2 over whatever part of the model a rank holds.
 #include <filesystem>
 #include <memory>
 #include <string>

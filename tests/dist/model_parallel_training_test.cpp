@@ -38,6 +38,9 @@ TEST(ModelParallelTraining, TensorParallelAloneAndWithDataParallelMatchOneProces
   const int dp = w.size() / 2;
   const train::TrainResult r = run(config(ref.data, ref.shared.path() / "tp", dp, 0, {{"dist.tp", "2"}}), w);
   expect_same_losses(r.losses, ref.result.losses, "dp " + std::to_string(dp) + " x tp 2");
+  if (dp == 1) return;
+  const train::TrainResult zero = run(config(ref.data, ref.shared.path() / "tp_zero1", dp, 1, {{"dist.tp", "2"}}), w);
+  expect_same_losses(zero.losses, ref.result.losses, "dp 2 x tp 2, ZeRO-1");
 }
 
 TEST(ModelParallelTraining, PipelineBothSchedulesAloneAndWithDataParallelMatchOneProcess) {
@@ -50,6 +53,9 @@ TEST(ModelParallelTraining, PipelineBothSchedulesAloneAndWithDataParallelMatchOn
         run(config(ref.data, ref.shared.path() / schedule, dp, 0, {{"dist.pp", "2"}, {"dist.schedule", schedule}}), w);
     expect_same_losses(r.losses, ref.result.losses, "dp " + std::to_string(dp) + " x pp 2, " + schedule);
   }
+  if (dp == 1) return;
+  const train::TrainResult zero = run(config(ref.data, ref.shared.path() / "pp_zero2", dp, 2, {{"dist.pp", "2"}}), w);
+  expect_same_losses(zero.losses, ref.result.losses, "dp 2 x pp 2, 1f1b, ZeRO-2");
 }
 
 TEST(ModelParallelTraining, TensorParallelInsidePipelineStagesBothSchedulesMatchOneProcess) {
@@ -74,10 +80,11 @@ std::vector<double> after_step5(const Reference& ref) {
 
 // A checkpoint written by `layout` (dist overrides) on every rank of the world resumes in one process
 // like the one-process run's own.
-void expect_checkpoint_resumes_alone(const std::vector<train::Override>& layout, const std::string& what) {
+void expect_checkpoint_resumes_alone(const std::vector<train::Override>& layout, const std::string& what,
+                                     int data_ranks = 1, int zero = 0) {
   Communicator& w = world();
   Reference ref(w);
-  run(config(ref.data, ref.shared.path() / "mp", 1, 0, layout), w);
+  run(config(ref.data, ref.shared.path() / "mp", data_ranks, zero, layout), w);
   const fs::path step5 = ref.shared.path() / "mp" / train::kCheckpointsDir / train::checkpoint_name(5);
   LocalCommunicator alone;
   expect_same_losses(run(config(ref.data, ref.own / "resumed", 1, 0), alone, step5).losses, after_step5(ref),
@@ -94,6 +101,11 @@ TEST(ModelParallelTraining, ATensorAndPipelineParallelCheckpointResumesInOneProc
   expect_checkpoint_resumes_alone({{"dist.tp", "2"}, {"dist.pp", "2"}}, "tp 2 x pp 2");
 }
 
+TEST(ModelParallelTraining, AZeroShardedPipelineCheckpointResumesInOneProcess) {
+  if (world().size() != 4) GTEST_SKIP() << "needs 4 ranks";
+  expect_checkpoint_resumes_alone({{"dist.pp", "2"}}, "dp 2 x pp 2, ZeRO-2", 2, 2);
+}
+
 TEST(ModelParallelTraining, UnsupportedLayoutsAreClearErrorsOnEveryRank) {
   Communicator& w = world();
   if (w.size() != 2) GTEST_SKIP() << "needs 2 ranks";
@@ -104,8 +116,8 @@ TEST(ModelParallelTraining, UnsupportedLayoutsAreClearErrorsOnEveryRank) {
   auto error_of = [&](const train::RunConfig& c) { return test::error_message([&] { run(c, w); }); };
   test::expect_mentions(error_of(config(data, shared.path() / "a", 1, 0, {{"dist.tp", "4"}})),
                         {"dist.tp=4", "does not divide", "2 ranks"});
-  test::expect_mentions(error_of(config(data, shared.path() / "b", 1, 1, {{"dist.tp", "2"}})),
-                        {"dist.zero=1", "dist.tp or dist.pp"});
+  test::expect_mentions(error_of(config(data, shared.path() / "b", 1, 0, {{"dist.pp", "2"}, {"train.precision", "fp16"}})),
+                        {"dist.pp=2", "fp16"});
   train::RunConfig llama = train::fixture::make_config(train::fixture::kLlamaModel, data, shared.path() / "c",
                                                        {{"dist.pp", "2"}, {"eval.every", "0"}});
   test::expect_mentions(error_of(llama), {"dense GPT-2", "llama"});
