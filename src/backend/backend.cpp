@@ -1,6 +1,9 @@
 #include "backend/backend.hpp"
 
 #include "backend/cpu/cpu_backend.hpp"
+#if LIANDAN_HAVE_CUDA
+#include "backend/cuda/cuda_backend.hpp"
+#endif
 #include "core/error.hpp"
 
 namespace ld {
@@ -44,6 +47,9 @@ void Backend::adamw_step(const AdamWArgs&) { not_implemented("adamw_step"); }
 
 Backend& backend_for(Device device) {
   if (device.kind == DeviceKind::cpu) return cpu_backend();
+#if LIANDAN_HAVE_CUDA
+  if (device.kind == DeviceKind::cuda) return cuda_backend(device.index);  // throws when there is no device
+#endif
   LD_FAIL("device ", device.str(), " is not available: this build of liandan has no CUDA backend");
 }
 

@@ -147,7 +147,7 @@ Tensor gpt2_mlp(const Params& p, const std::string& prefix, const Tensor& x) {
 
 Tensor llama_attention(const StackConfig& c, const Params& p, const std::string& prefix, const Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), D = c.head_dim();
-  const Tensor positions = arange(T);
+  const Tensor positions = arange(T, DType::i64, x.device());
   const ops::RopeOptions rope{.theta = c.rope_theta, .rotary_dim = 0, .layout = RopeLayout::half};
   // rope wants [B, T, H, D]; attention wants [B, H, T, D]
   auto project = [&](const char* name, int64_t heads) {
@@ -176,7 +176,7 @@ Tensor mlp_block(const StackConfig& c, const Params& p, int64_t i, const Tensor&
 Tensor embed(const StackConfig& c, const Params& p, const Tensor& ids) {
   if (!is_gpt2(c)) return ops::embedding(ids, param(p, "model.embed_tokens.weight"));
   Tensor tokens = ops::embedding(ids, param(p, "transformer.wte.weight"));
-  Tensor positions = ops::embedding(arange(ids.size(1)), param(p, "transformer.wpe.weight"));  // [T, C]
+  Tensor positions = ops::embedding(arange(ids.size(1), DType::i64, ids.device()), param(p, "transformer.wpe.weight"));  // [T, C]
   return ops::add(tokens, positions);
 }
 

@@ -1,0 +1,68 @@
+#pragma once
+// cuBLASLt state of one CUDA backend: the handle, a workspace, and one matmul plan (descriptors
+// and the heuristic's algorithm) per distinct product shape, so steady-state training re-queries
+// nothing. Also the small conversion kernels around it (gemm_kernels.cu).
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "backend/backend.hpp"
+
+namespace ld {
+class CudaBackend;
+}
+
+namespace ld::cuda {
+
+// One matrix operand as cuBLASLt sees it (column-major): rows x cols with leading dimension ld,
+// batch items batch_stride apart.
+struct LtOperand {
+  cudaDataType_t type;
+  bool transposed;
+  int64_t rows, cols, ld, batch_stride;
+  uint32_t alignment;  // bytes the pointer is aligned to (at most 256)
+};
+
+class GemmContext {
+ public:
+  explicit GemmContext(CudaBackend& backend);
+  ~GemmContext();
+  GemmContext(const GemmContext&) = delete;
+  GemmContext& operator=(const GemmContext&) = delete;
+
+  // D = alpha op(first) op(second) + beta C with C = D (f32), batched when batch > 1.
+  void matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
+              const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta);
+
+ private:
+  struct Plan;
+  using Key = std::tuple<int64_t, int, bool, int64_t, int64_t, int64_t, int64_t, uint32_t, int, bool, int64_t, int64_t,
+                         int64_t, int64_t, uint32_t, int64_t, int64_t, int64_t, uint32_t, bool>;
+  Plan& plan_for(int64_t batch, const LtOperand& first, const LtOperand& second, const LtOperand& out, bool has_beta);
+
+  CudaBackend& backend_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::mutex mutex_;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
+};
+
+// gemm_kernels.cu
+// Packs items of a stored f32 matrix (rows x cols, leading dim ld, items item_stride apart) into a
+// compact 16-bit buffer [items, rows, cols], rounded to bf16 or (fp16 = true) fp16 as the host does.
+void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
+               int64_t ld, uint16_t* dst, bool fp16);
+// C[b] (rows x cols, ldc) rounded to fp16 values in place (what a fp16 GEMM's output would hold).
+void round_to_f16(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld);
+// C[b] = beta * C[b] (0 when beta is 0, whatever C held): a product with k = 0.
+void scale_matrix(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld,
+                  float beta);
+// out[i] = bf16 w[i] widened to f32.
+void widen_bf16(cudaStream_t s, const uint16_t* w, int64_t n, float* out);
+
+}  // namespace ld::cuda
