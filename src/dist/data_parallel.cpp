@@ -115,12 +115,24 @@ void DataParallel::on_grad_ready(size_t param, const Tensor& grad) {
   if (!b.buffer.defined()) b.buffer = zeros({b.padded});  // stage 2: allocated while in flight
   const size_t entry = size_t(std::find(b.params.begin(), b.params.end(), param) - b.params.begin());
   if (b.got[entry]) return;
-  b.buffer.narrow(0, offset_in_bucket_[param], params_[param].numel()).view(params_[param].shape()).copy_(grad);
+  pack(b, param, grad);
   b.got[entry] = 1;
   ++b.arrived;
   // The bucket holds the gradient now; the parameter's own copy is freed early.
   Tensor(params_[param]).zero_grad();
   launch_ready_buckets();
+}
+
+// The gradient into its bucket slot, divided by the ranks as it goes, so that the reduced sum is the
+// mean with no pass over the buckets after the wait.
+void DataParallel::pack(Bucket& b, size_t param, const Tensor& grad) {
+  Tensor slot = b.buffer.narrow(0, offset_in_bucket_[param], params_[param].numel());
+  slot.view(params_[param].shape()).copy_(grad);
+  float* v = slot.data<float>();
+  const int64_t n = slot.numel();
+  const float inv = 1.0f / float(comm_.size());
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) v[i] *= inv;
 }
 
 void DataParallel::launch_ready_buckets() {
@@ -145,23 +157,16 @@ void DataParallel::finish_backward() {
     for (size_t e = 0; e < b.params.size(); ++e) {
       if (b.got[e]) continue;
       Tensor& p = params_[b.params[e]];
-      Tensor slot = b.buffer.narrow(0, offset_in_bucket_[b.params[e]], p.numel());
-      if (p.grad().defined()) slot.view(p.shape()).copy_(p.grad()), p.zero_grad();
-      else slot.zero_();
+      if (p.grad().defined()) pack(b, b.params[e], p.grad()), p.zero_grad();
+      else b.buffer.narrow(0, offset_in_bucket_[b.params[e]], p.numel()).zero_();
     }
   }
   reducing_ = false;
   const Clock::time_point start = Clock::now();
   while (next_launch_ < buckets_.size()) launch(*buckets_[next_launch_++]);
-  const float inv = 1.0f / float(comm_.size());
   for (auto& b : buckets_) {
     b->work->wait();
     b->work.reset();
-    Tensor averaged = options_.zero_stage < 2 ? b->buffer.narrow(0, 0, b->size) : b->shard;
-    float* v = averaged.data<float>();
-    const int64_t n = averaged.numel();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) v[i] *= inv;
   }
   stats_.exposed_seconds += std::chrono::duration<double>(Clock::now() - start).count();
   ++stats_.steps;

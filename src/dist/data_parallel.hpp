@@ -100,6 +100,7 @@ class DataParallel {
   void build_buckets(const std::vector<std::pair<std::string, Tensor>>& named_params);
   void build_segments();
   void on_grad_ready(size_t param, const Tensor& grad);
+  void pack(Bucket& b, size_t param, const Tensor& grad);
   void launch_ready_buckets();
   void launch(Bucket& b);
   int64_t chunk_of(const Bucket& b) const;
