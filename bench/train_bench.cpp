@@ -38,6 +38,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/allocator.hpp"
+#include "bench_train_setup.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
 #include "io/hf_config.hpp"
@@ -108,56 +109,10 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-struct BenchConfig {
-  ld::models::StackConfig stack;
-  int64_t batch = 0;
-};
-
-// bench_train.py's CONFIGS: (n_layer, n_head, n_embd, vocab, T, B).
-BenchConfig config_for(const std::string& name) {
-  BenchConfig c;
-  ld::models::StackConfig& s = c.stack;
-  if (name == "tiny") s.n_layer = 4, s.n_head = 4, s.n_embd = 256, s.vocab_size = 8192, s.n_positions = 256, c.batch = 8;
-  else if (name == "small")
-    s.n_layer = 6, s.n_head = 6, s.n_embd = 384, s.vocab_size = 8192, s.n_positions = 256, c.batch = 8;
-  else if (name == "gpt2-124M")
-    s.n_layer = 12, s.n_head = 12, s.n_embd = 768, s.vocab_size = 50257, s.n_positions = 1024, c.batch = 1;
-  else usage_error("unknown --config " + name + " (tiny, small, gpt2-124M)");
-  s.n_kv_head = s.n_head;
-  s.kind = ld::models::StackKind::gpt2;
-  s.intermediate_size = 4 * s.n_embd;
-  return c;
-}
-
-// The peer's optimizer settings, in the trainer's configuration type.
-ld::train::TrainSection optimizer_settings() {
-  ld::train::TrainSection t;
-  t.optimizer = "adamw";
-  t.lr = 3e-4;
-  t.beta1 = 0.9, t.beta2 = 0.999, t.eps = 1e-8;
-  t.weight_decay = 0.1;
-  return t;
-}
-
-struct Batch {
-  Tensor inputs, targets;  // i64 [B, T]: a random [B, T+1] window and its shift by one
-};
-
-std::vector<Batch> random_batches(int n, int64_t B, int64_t T, int64_t vocab) {
-  std::mt19937_64 rng(1234);
-  std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
-  std::vector<Batch> out;
-  for (int k = 0; k < n; ++k) {
-    std::vector<int64_t> inputs, targets;
-    for (int64_t b = 0; b < B; ++b) {
-      std::vector<int64_t> window(static_cast<size_t>(T + 1));
-      for (auto& id : window) id = pick(rng);
-      inputs.insert(inputs.end(), window.begin(), window.end() - 1);
-      targets.insert(targets.end(), window.begin() + 1, window.end());
-    }
-    out.push_back({ld::from_vector(inputs, {B, T}), ld::from_vector(targets, {B, T})});
-  }
-  return out;
+ld::bench::BenchConfig config_for(const std::string& name) {
+  const auto c = ld::bench::bench_config(name);
+  if (!c) usage_error("unknown --config " + name + " (tiny, small, gpt2-124M)");
+  return *c;
 }
 
 // The peer's LoRA (gpt_model.py add_lora): rank 8, alpha 16, on attn qkv and out proj; apply_lora
@@ -181,7 +136,7 @@ int64_t flops_per_token(const ld::io::HfModelConfig& hf, int64_t T, bool lora) {
 }
 
 // One training step; returns the loss (read back to the host, as the peer's loss.item()).
-double train_step(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer, const Batch& batch,
+double train_step(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer, const ld::bench::Batch& batch,
                   const Options& o) {
   double loss = 0;
   {
@@ -220,7 +175,7 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   try {
     ld::set_num_threads(o.threads);
-    const BenchConfig bc = config_for(o.config);
+    const ld::bench::BenchConfig bc = config_for(o.config);
     const int64_t B = bc.batch, T = bc.stack.n_positions;
     const ld::io::HfModelConfig hf = ld::io::make_hf_config(bc.stack, /*tie_word_embeddings=*/true);
     ld::Generator gen(1234);
@@ -228,8 +183,8 @@ int main(int argc, char** argv) {
     model->set_checkpointing(o.checkpointing == "all" ? 1 : 0);
     int64_t trainable = model->parameter_count();
     if (o.lora) trainable = add_lora(*model, gen).trainable_parameter_count();
-    ld::train::Optimizer optimizer(model->named_parameters(), optimizer_settings());
-    const std::vector<Batch> data = random_batches(4, B, T, bc.stack.vocab_size);
+    ld::train::Optimizer optimizer(model->named_parameters(), ld::bench::peer_optimizer_settings());
+    const std::vector<ld::bench::Batch> data = ld::bench::random_batches(4, B, T, bc.stack.vocab_size);
 
     const std::string name = "[" + o.config + " " + o.precision + " checkpointing " + o.checkpointing +
                              (o.lora ? " lora" : "") + "]";

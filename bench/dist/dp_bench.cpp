@@ -37,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../bench_train_setup.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
@@ -95,55 +96,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// bench_train.py's CONFIGS (n_layer, n_head, n_embd, vocab, T, B), as bench/train_bench.cpp.
-ld::models::StackConfig stack_for(const std::string& name) {
-  ld::models::StackConfig s;
-  if (name == "tiny") s.n_layer = 4, s.n_head = 4, s.n_embd = 256;
-  else s.n_layer = 6, s.n_head = 6, s.n_embd = 384;
-  s.vocab_size = 8192, s.n_positions = 256;
-  s.n_kv_head = s.n_head;
-  s.kind = ld::models::StackKind::gpt2;
-  s.intermediate_size = 4 * s.n_embd;
-  return s;
-}
-constexpr int64_t kBatch = 8;
-
-// The peer's AdamW: lr 3e-4, betas 0.9/0.999, eps 1e-8, weight decay 0.1 on weight matrices.
-ld::train::TrainSection optimizer_settings() {
-  ld::train::TrainSection t;
-  t.optimizer = "adamw";
-  t.lr = 3e-4;
-  t.beta1 = 0.9, t.beta2 = 0.999, t.eps = 1e-8;
-  t.weight_decay = 0.1;
-  return t;
-}
-
-struct Batch {
-  Tensor inputs, targets;  // i64 [B, T]
-};
-
-// Random windows, different on every rank (each rank reads its own slice of the data).
-std::vector<Batch> random_batches(int n, int64_t T, int64_t vocab, int rank) {
-  std::mt19937_64 rng(1234 + uint64_t(rank));
-  std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
-  std::vector<Batch> out;
-  for (int k = 0; k < n; ++k) {
-    std::vector<int64_t> window(size_t(kBatch * (T + 1)));
-    for (auto& id : window) id = pick(rng);
-    std::vector<int64_t> inputs, targets;
-    for (int64_t b = 0; b < kBatch; ++b) {
-      const auto row = window.begin() + b * (T + 1);
-      inputs.insert(inputs.end(), row, row + T);
-      targets.insert(targets.end(), row + 1, row + T + 1);
-    }
-    out.push_back({ld::from_vector(inputs, {kBatch, T}), ld::from_vector(targets, {kBatch, T})});
-  }
-  return out;
-}
-
 // One step; `dp` is null for the one-process baseline. Returns the loss.
 double train_step(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer, ld::dist::DataParallel* dp,
-                  const Batch& batch) {
+                  const ld::bench::Batch& batch) {
   optimizer.zero_grad();
   if (dp) {
     dp->start_step();
@@ -203,7 +158,7 @@ struct Timings {
 };
 
 Timings run_steps(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer, ld::dist::DataParallel* dp,
-                  const std::vector<Batch>& data, const Options& o, ld::dist::Communicator& comm) {
+                  const std::vector<ld::bench::Batch>& data, const Options& o, ld::dist::Communicator& comm) {
   Timings t;
   const bool main_rank = comm.rank() == 0;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
@@ -229,7 +184,8 @@ Timings run_steps(const ld::models::CausalLM& model, ld::train::Optimizer& optim
 int run(const Options& o) {
   ld::set_num_threads(o.threads);
   ld::dist::Communicator& comm = ld::dist::world();
-  const ld::models::StackConfig stack = stack_for(o.config);
+  const ld::bench::BenchConfig config = *ld::bench::bench_config(o.config);
+  const ld::models::StackConfig& stack = config.stack;
   const int64_t T = stack.n_positions;
   const ld::io::HfModelConfig hf = ld::io::make_hf_config(stack, /*tie_word_embeddings=*/true);
   ld::Generator gen(1234);  // the same weights on every rank
@@ -239,8 +195,9 @@ int run(const Options& o) {
   std::unique_ptr<ld::dist::DataParallel> dp;
   const ld::dist::DataParallelOptions dp_options{.zero_stage = 0, .bucket_bytes = bucket_bytes};
   if (comm.size() > 1) dp = std::make_unique<ld::dist::DataParallel>(comm, named, dp_options);
-  ld::train::Optimizer optimizer(named, optimizer_settings());
-  const std::vector<Batch> data = random_batches(4, T, stack.vocab_size, comm.rank());
+  ld::train::Optimizer optimizer(named, ld::bench::peer_optimizer_settings());
+  const std::vector<ld::bench::Batch> data =
+      ld::bench::random_batches(4, config.batch, T, stack.vocab_size, 1234 + uint64_t(comm.rank()));
 
   const Timings t = run_steps(*model, optimizer, dp.get(), data, o, comm);
   const std::vector<int64_t> buckets = bucket_sizes(named, bucket_bytes);
@@ -259,7 +216,7 @@ int run(const Options& o) {
       {"backend", comm.backend_name()},
       {"threads", o.threads},
       {"T", T},
-      {"B_per_rank", kBatch},
+      {"B_per_rank", config.batch},
       {"params", model->parameter_count()},
       {"bucket_mb", o.bucket_mb},
       {"buckets", buckets.size()},
@@ -267,7 +224,7 @@ int run(const Options& o) {
       {"warmup_times_s", t.warm},
       {"step_times_s", t.step},
       {"median_step_s", med},
-      {"tokens_per_s", double(comm.size() * kBatch * T) / med},
+      {"tokens_per_s", double(comm.size() * config.batch * T) / med},
       {"exposed_times_s", t.exposed},
       {"exposed_s", exposed},
       {"skew_s", median(t.skew)},
