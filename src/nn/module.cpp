@@ -3,6 +3,7 @@
 #include <set>
 #include <sstream>
 
+#include "backend/backend.hpp"
 #include "core/shape.hpp"
 
 namespace ld::nn {
@@ -18,6 +19,15 @@ std::string describe_keys(const std::vector<std::string>& names, const char* kin
   for (size_t i = 0; i < names.size() && i < kNamesShown; ++i) os << (i ? ", " : "") << names[i];
   if (names.size() > kNamesShown) os << ", ... (" << names.size() - kNamesShown << " more)";
   return os.str();
+}
+
+// Points t's impl at a contiguous copy of its data on `device` (same impl, same handles).
+void move_impl(const Tensor& t, Device device) {
+  const Tensor moved = t.detach().to(device);
+  TensorImpl& impl = t.impl();
+  impl.storage = moved.storage();
+  impl.strides = moved.strides();
+  impl.offset = moved.offset();
 }
 
 }  // namespace
@@ -140,8 +150,22 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
     LD_FAIL(msg);
   }
   // Pass 2: everything checked, now write.
-  for (auto& [_, pair] : plan) pair.first.copy_(pair.second);
+  // A checkpoint read on the CPU loads into a model on a device: the source goes where the weight is.
+  for (auto& [_, pair] : plan) pair.first.copy_(pair.second.to(pair.first.device()));
   return result;
+}
+
+void Module::to(Device device) {
+  try {
+    backend_for(device);  // an unusable device fails here, before any parameter has moved
+  } catch (const Error& e) {
+    LD_FAIL("nn::Module::to(", device.str(), "): ", e.what());
+  }
+  for (const auto& [_, t] : named_parameters()) {  // tied tensors once
+    if (t.device() != device) move_impl(t, device);
+    const Tensor grad = t.grad();
+    if (grad.defined() && grad.device() != device) move_impl(grad, device);
+  }
 }
 
 void Module::train(bool mode) {

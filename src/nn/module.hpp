@@ -47,6 +47,11 @@ class Module {
   // keys are an error naming the first few; otherwise they are returned.
   LoadResult load_state_dict(const StateDict& state, bool strict = true);
 
+  // Moves every parameter (and its gradient, if any) to `device` in place: each TensorImpl keeps its
+  // identity and only gets a contiguous copy of its data there, so the handles layers hold, tied
+  // weights and an optimizer's references stay valid. Parameters already there are left alone.
+  void to(Device device);
+
   void train(bool mode = true);  // this module and all below it
   void eval() { train(false); }
   bool is_training() const { return training_; }
