@@ -54,6 +54,12 @@ std::vector<float> host_logits(const Tensor& logits) {
   return logits.to(DType::f32).to(kCPU).contiguous().to_vector<float>();
 }
 
+// Where the model's weights are (the host for a model without any): the inputs are placed there.
+Device model_device(const models::CausalLM& model) {
+  const std::vector<Tensor> params = model.parameters();
+  return params.empty() ? kCPU : params.front().device();
+}
+
 // Left padding: row r is prompt r preceded by (longest - its length) pad tokens, masked out.
 struct PaddedBatch {
   std::vector<int64_t> ids;   // [B, longest]
@@ -92,7 +98,8 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
   if (steps <= 0) return generated;
 
   const PaddedBatch batch = left_pad(prompts, steps);
-  const Tensor full_mask = from_vector(batch.mask, {B, longest + steps});
+  const Device device = model_device(model);
+  const Tensor full_mask = from_vector(batch.mask, {B, longest + steps}).to(device);
   auto mask_for = [&](int64_t total) { return batch.uneven ? full_mask.narrow(1, 0, total) : Tensor(); };
   // The cache holds every token fed: the prompts and all generated tokens but the last.
   models::KvCache cache = model.make_cache(B, longest + steps - 1);
@@ -103,15 +110,15 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
     context[size_t(r)].assign(prompts[size_t(r)].begin(), prompts[size_t(r)].end());
   }
   std::vector<bool> done(static_cast<size_t>(B), false);
-  std::vector<float> host = host_logits(model.run({.ids = from_vector(batch.ids, {B, longest}), .cache = &cache,
+  std::vector<float> host = host_logits(model.run({.ids = from_vector(batch.ids, {B, longest}).to(device), .cache = &cache,
                                                    .attention_mask = mask_for(longest), .last_position_only = true})
                                              .logits);
   std::span<const float> rows = host;  // the last logits: host's, or the fused step's buffer
   const int64_t V = model.config().vocab_size;
   // The prefill above takes the general path; the decode steps take the fused one where it applies
-  // (same logits, less overhead per token). Both write the same cache.
+  // (same logits, less overhead per token). Both write the same cache. The fused step is host code.
   std::unique_ptr<DecodeStep> fused;
-  if (options.fused_decode && steps > 1 && fused_decode_unsupported(model).empty())
+  if (options.fused_decode && steps > 1 && device == kCPU && fused_decode_unsupported(model).empty())
     fused = std::make_unique<DecodeStep>(model, cache);
   std::vector<int64_t> pads(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r) pads[size_t(r)] = longest - int64_t(prompts[size_t(r)].size());
@@ -134,7 +141,7 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
       rows = fused->run(fed, pads);
       continue;
     }
-    host = host_logits(model.run({.ids = from_vector(fed, {B, 1}), .cache = &cache,
+    host = host_logits(model.run({.ids = from_vector(fed, {B, 1}).to(device), .cache = &cache,
                                   .attention_mask = mask_for(longest + step + 1), .last_position_only = true})
                            .logits);
     rows = host;

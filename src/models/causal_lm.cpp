@@ -142,16 +142,17 @@ AttentionContext make_attention_context(const LmInputs& in, const StackConfig& c
     LD_CHECK(total <= c.n_positions, "causal LM: ", total, " tokens",
              prefix_rows ? " (prompt-tuning prefix included)" : "", " exceed the model's n_positions=", c.n_positions, " (its learned position table)");
   const bool window = sliding_window > 0 && total > sliding_window;
+  const Device device = in.ids.device();  // built on the host, used where the model runs
   if (!in.attention_mask.defined()) {
-    ctx.positions = arange(total).narrow(0, ctx.past, T).contiguous();
-    if (window) ctx.mask = additive_mask(nullptr, B, T, total, sliding_window);
+    ctx.positions = arange(total).narrow(0, ctx.past, T).contiguous().to(device);
+    if (window) ctx.mask = additive_mask(nullptr, B, T, total, sliding_window).to(device);
     return ctx;
   }
   // The caller's mask covers the real tokens; the prefix is always attended (PEFT prepends ones).
   std::vector<uint8_t> keep = read_mask(in.attention_mask, B, total - prefix_rows, prefix_rows);
   if (prefix_rows > 0) keep = prepend_ones(keep, B, total - prefix_rows, prefix_rows);
-  ctx.positions = positions_from_mask(keep, B, total, T);
-  ctx.mask = additive_mask(&keep, B, T, total, window ? sliding_window : 0);
+  ctx.positions = positions_from_mask(keep, B, total, T).to(device);
+  ctx.mask = additive_mask(&keep, B, T, total, window ? sliding_window : 0).to(device);
   return ctx;
 }
 

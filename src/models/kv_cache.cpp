@@ -31,6 +31,11 @@ std::pair<Tensor, Tensor> KvCache::append(int64_t layer, const Tensor& k, const 
            shape_str(v.shape()), " must be [B=", batch_, ", Hkv=", n_kv_head_, ", T, D=", head_dim_, "]");
   const int64_t t = k.size(2);
   check_room(t);
+  // Built on the host; the first append from a model on a device moves this layer's buffers there.
+  if (k_[static_cast<size_t>(layer)].device() != k.device()) {
+    k_[static_cast<size_t>(layer)] = k_[static_cast<size_t>(layer)].to(k.device());
+    v_[static_cast<size_t>(layer)] = v_[static_cast<size_t>(layer)].to(k.device());
+  }
   // copy_ is not recorded by autograd: the cache is for inference
   k_[static_cast<size_t>(layer)].narrow(2, length_, t).copy_(k);
   v_[static_cast<size_t>(layer)].narrow(2, length_, t).copy_(v);

@@ -33,7 +33,7 @@ void check_masking(const MlmMasking& m) {
 
 }  // namespace
 
-MaskedBatch mask_tokens(const Tensor& ids, const MlmMasking& m, uint64_t stream) {
+MaskedBatch mask_tokens(const Tensor& ids, const MlmMasking& m, uint64_t stream, int64_t first_index) {
   check_masking(m);
   LD_CHECK(ids.dtype() == DType::i64 && ids.dim() == 2, "masked LM: ids must be i64 [B, T], got ",
            dtype_name(ids.dtype()), " ", shape_str(ids.shape()));
@@ -44,7 +44,7 @@ MaskedBatch mask_tokens(const Tensor& ids, const MlmMasking& m, uint64_t stream)
   const uint64_t choose_below = uint64_t(std::min(m.probability * two32, two32));
   for (size_t j = 0; j < in.size(); ++j) {
     if (std::find(m.never_mask.begin(), m.never_mask.end(), in[j]) != m.never_mask.end()) continue;
-    const std::array<uint32_t, 4> r = philox4x32(m.seed, stream, j);
+    const std::array<uint32_t, 4> r = philox4x32(m.seed, stream, uint64_t(first_index) + j);
     if (uint64_t(r[0]) >= choose_below) continue;
     labels[j] = in[j];
     const float branch = uint_to_unit_float(r[1]);

@@ -55,7 +55,9 @@ struct MaskedBatch {
 };
 
 // Checks the options (probability in (0, 1], mask id and vocabulary) and masks ids (i64 [B, T]).
-MaskedBatch mask_tokens(const Tensor& ids, const MlmMasking& masking, uint64_t stream);
+// Token j of the batch draws Philox counter (stream, first_index + j): a data-parallel rank holding
+// rows from r*B of the global batch passes first_index = r*B*T and masks as one process would.
+MaskedBatch mask_tokens(const Tensor& ids, const MlmMasking& masking, uint64_t stream, int64_t first_index = 0);
 
 LossParts mlm_loss(const models::BertForMaskedLM& model, const MaskedBatch& batch);
 

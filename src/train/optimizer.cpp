@@ -114,7 +114,7 @@ void Optimizer::load(const fs::path& path) {
              "' (the model has no such trainable parameter)");
   for (const auto& [name, dst] : wanted) {
     Tensor d = dst;
-    d.copy_(file.get(name, DType::f32));
+    d.copy_(file.get(name, DType::f32).to(d.device()));  // read on the host, kept where the parameter is
   }
   set_steps(steps);
 }

@@ -50,6 +50,9 @@ ParallelTraining::ParallelTraining(TrainTask& task, const RunConfig& config, dis
   grid_ = dist::make_process_grid(world_, int(d.tp), int(d.pp));
   LD_CHECK(d.zero == 0 || c_.train.optimizer == "adamw", "dist.zero=", d.zero,
            ": ZeRO shards AdamW's state; with train.optimizer=", c_.train.optimizer, " use dist.zero=0");
+  LD_CHECK(world_.size() == 1 || c_.train.device == "cpu", "train.device=", c_.train.device, " with ",
+           world_.size(), " ranks: multi-rank training keeps its buffers on the host (the MPI communicator); ",
+           "GPU ranks over NCCL are not wired into the trainer yet. Train on cuda as one process");
   LD_CHECK(grid_.pp == 1 || c_.train.precision != "fp16", "dist.pp=", d.pp,
            ": pipeline parallel runs fp32 or bf16; fp16 loss scaling is not supported there");
   if (world_.size() == 1) return;

@@ -57,7 +57,8 @@ int64_t activation_checkpoint_every(const TrainSection& t) {
   return t.checkpoint_every_k;
 }
 
-PretrainTask::PretrainTask(const RunConfig& config, const fs::path& checkpoint) : c_(config) {
+PretrainTask::PretrainTask(const RunConfig& config, const fs::path& checkpoint)
+    : c_(config), device_(training_device(config.train)) {
   open_data();
   build_model();
   LD_CHECK(index_.vocab_size <= c_.model.hf.stack.vocab_size, c_.data.path, ": the dataset's vocab_size ",
@@ -66,13 +67,15 @@ PretrainTask::PretrainTask(const RunConfig& config, const fs::path& checkpoint) 
   setup_tokenizer();
   if (bert_) setup_masking();
   flops_per_token_ = training_flops_per_token(c_.model.hf, seq_len_);
-  if (checkpoint.empty()) return;
-  models::load_weights(model(), checkpoint, [&](nn::StateDict s) {
-    return lm_ ? lm_->normalize_checkpoint(std::move(s)) : bert_->normalize_checkpoint(std::move(s));
-  });
+  if (!checkpoint.empty())  // read on the host, then moved with the rest
+    models::load_weights(model(), checkpoint, [&](nn::StateDict s) {
+      return lm_ ? lm_->normalize_checkpoint(std::move(s)) : bert_->normalize_checkpoint(std::move(s));
+    });
+  place_model();
 }
 
-PretrainTask::PretrainTask(const RunConfig& config, models::CausalLM& model) : c_(config), borrowed_(&model) {
+PretrainTask::PretrainTask(const RunConfig& config, models::CausalLM& model)
+    : c_(config), borrowed_(&model), device_(training_device(config.train)) {
   open_data();
   LD_CHECK(seq_len_ >= 1 && seq_len_ <= model.config().n_positions, "train.seq_len=", seq_len_,
            " must be in [1, the model's context length ", model.config().n_positions, "]");
@@ -81,7 +84,10 @@ PretrainTask::PretrainTask(const RunConfig& config, models::CausalLM& model) : c
            "): was it prepared with this model's tokenizer?");
   setup_tokenizer();
   flops_per_token_ = training_flops_per_token(model.hf_config(), seq_len_);
+  place_model();
 }
+
+void PretrainTask::place_model() { model().to(device_); }
 
 void PretrainTask::open_data() {
   LD_CHECK(!c_.data.path.empty(), "data.path: required (a folder prepared by `liandan data prepare`)");
@@ -186,9 +192,11 @@ void PretrainTask::start_data(const TrainerState& state) {
       state.cursor);
 }
 
+// The loader's batches are host tensors; they go where the model is (masking happens on the host).
 LossParts PretrainTask::micro_loss(const data::Batch& batch, uint64_t mask_stream) const {
-  if (causal()) return clm_loss(*causal(), batch.inputs, batch.targets);
-  return mlm_loss(*bert_, mask_tokens(batch.inputs, masking_, mask_stream));
+  if (causal()) return clm_loss(*causal(), batch.inputs.to(device_), batch.targets.to(device_));
+  const MaskedBatch masked = mask_tokens(batch.inputs, masking_, mask_stream, rank_ * batch.inputs.numel());
+  return mlm_loss(*bert_, {masked.inputs.to(device_), masked.labels.to(device_)});
 }
 
 std::vector<std::pair<std::string, Tensor>> PretrainTask::trainable_parameters() {
@@ -198,6 +206,7 @@ std::vector<std::pair<std::string, Tensor>> PretrainTask::trainable_parameters()
 void PretrainTask::set_model_parallel(dist::ProcessGrid& grid) {
   LD_CHECK(causal() && !borrowed_, describe(), ": tensor and pipeline parallel (dist.tp, dist.pp) split GPT-2 ",
            "pretraining; data parallel trains the others");
+  LD_CHECK(device_ == kCPU, "dist.tp and dist.pp run on the CPU only, not with train.device=", c_.train.device);
   split_ = std::make_unique<dist::Gpt2ModelParallel>(*causal(), grid, c_.dist.schedule);
 }
 

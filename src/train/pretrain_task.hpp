@@ -60,6 +60,7 @@ class PretrainTask : public TrainTask {
   void build_model();
   void setup_tokenizer();
   void setup_masking();
+  void place_model();  // onto train.device (after the weights are built or loaded)
   LossParts micro_loss(const data::Batch& batch, uint64_t mask_stream) const;
   const nn::Module& module() const;
   const models::CausalLM* causal() const { return borrowed_ ? borrowed_ : lm_.get(); }
@@ -78,6 +79,7 @@ class PretrainTask : public TrainTask {
   std::unique_ptr<data::DataLoader> loader_;
   std::unique_ptr<data::EvalLoader> eval_loader_;
   int64_t flops_per_token_ = 0;
+  Device device_ = kCPU;  // train.device: the model's, and each batch's once read
   int rank_ = 0, ranks_ = 1;  // data parallel: this rank's slice of each global batch
   std::unique_ptr<dist::Gpt2ModelParallel> split_;  // tensor or pipeline parallel: this rank's part
 };

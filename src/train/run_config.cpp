@@ -9,9 +9,11 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <variant>
 
+#include "backend/backend.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
@@ -103,6 +105,10 @@ const std::vector<Row>& rows() {
        "Seed of the weight initialisation, data order and masking.", {}},
       {"train.threads", LD_FIELD(train.threads), Range::non_negative, "",
        "CPU threads; 0: OMP_NUM_THREADS or all cores.", {"num_threads"}},
+      {"train.device", LD_FIELD(train.device), Range::any, "",
+       "Where training runs: cpu, cuda (device 0) or cuda:N. Checkpoints and the saved model are written "
+       "from host copies, so a run trained on a GPU resumes or loads on the CPU and back.",
+       {"device"}},
       {"train.objective", LD_FIELD(train.objective), Range::any, "auto|clm|mlm",
        "Training objective; auto: clm (next token) for causal models, mlm (masked tokens) for bert.", {"task"}},
       {"train.mlm_probability", LD_FIELD(train.mlm_probability), Range::unit, "",
@@ -901,6 +907,34 @@ size_t levenshtein(const std::string& a, const std::string& b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+namespace {
+
+// "cpu", "cuda" (index 0) or "cuda:N"; nullopt for anything else.
+std::optional<Device> parse_device(const std::string& name) {
+  if (name == "cpu") return kCPU;
+  if (name == "cuda") return Device{DeviceKind::cuda, 0};
+  const std::string prefix = "cuda:";
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  int index = -1;
+  const char* end = name.data() + name.size();
+  const auto [ptr, ec] = std::from_chars(name.data() + prefix.size(), end, index);
+  if (ec != std::errc() || ptr != end || index < 0) return std::nullopt;
+  return Device{DeviceKind::cuda, index};
+}
+
+}  // namespace
+
+Device training_device(const TrainSection& train) {
+  const std::optional<Device> device = parse_device(train.device);
+  LD_CHECK(device.has_value(), "train.device: \"", train.device, "\" is not cpu, cuda or cuda:N");
+  try {
+    backend_for(*device);  // throws when this build or machine cannot run there
+  } catch (const Error& e) {
+    LD_FAIL("train.device=", train.device, ": ", e.what());
+  }
+  return *device;
 }
 
 }  // namespace ld::train

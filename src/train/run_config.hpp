@@ -101,6 +101,7 @@ struct TrainSection {
   int64_t checkpoint_every_k = 2;
   int64_t seed = 1234;
   int64_t threads = 0;              // 0 = all cores
+  std::string device = "cpu";       // cpu | cuda | cuda:N: where the model, optimizer state and batches live
   std::string objective = "auto";   // auto | clm | mlm; resolved: clm for causal models, mlm for bert
   double mlm_probability = 0.15;
   int64_t mask_token_id = -1;       // mlm; -1 = the tokenizer's [MASK] or <mask>
@@ -217,6 +218,10 @@ std::filesystem::path save_resolved(const RunConfig& config, const std::filesyst
 std::string config_reference_markdown();
 
 // Edit distance (insertions, deletions, substitutions), for "did you mean".
+// train.device as a Device, checked usable here (a build with CUDA and a device to run on); every
+// error names train.device.
+Device training_device(const TrainSection& train);
+
 size_t levenshtein(const std::string& a, const std::string& b);
 
 }  // namespace ld::train

@@ -154,6 +154,7 @@ class FinetuneTask : public train::TrainTask {
     if (c_.finetune.task == "sft" || c_.prompt_tuning.init == "text")
       tokenizer_ = tok::load_tokenizer(finetune_tokenizer_source(c_));
     model_ = load_tuned_model(c_, checkpoint, tokenizer_.get());
+    place_tuned_model(train::training_device(c_.train));
     model_.lm->train();
     model_.lm->set_checkpointing(train::activation_checkpoint_every(c_.train));
     if (c_.finetune.task == "sft")
@@ -206,6 +207,13 @@ class FinetuneTask : public train::TrainTask {
   int64_t prefix_tokens() const { return model_.method == "prompt" ? model_.prompt.config.num_virtual_tokens : 0; }
 
  private:
+  // The loaded (or resumed) weights, adapters included, onto train.device; a prompt-tuning prompt
+  // too (the model holds the same tensor, moved in place).
+  void place_tuned_model(Device device) {
+    model_.lm->to(device);
+    if (model_.prompt.prompt) model_.prompt.prompt->to(device);
+  }
+
   const train::RunConfig c_;  // owned: the data and the clm task refer to it
   std::unique_ptr<tok::Tokenizer> tokenizer_;
   TunedModel model_;
@@ -219,7 +227,11 @@ std::unique_ptr<train::TrainTask> make_finetune_task(const train::RunConfig& con
                                                      bool print) {
   check_finetune_config(config);
   train::check_precision_supported(config.train.precision);
-  if (uses_mixed_sources(config)) return make_mixed_finetune_task(config, checkpoint, print);
+  if (uses_mixed_sources(config)) {
+    LD_CHECK(train::training_device(config.train) == kCPU, "train.device=", config.train.device, ": finetune.task=",
+             config.finetune.task, " with these options trains on the CPU only (clm and sft run on a device)");
+    return make_mixed_finetune_task(config, checkpoint, print);
+  }
   return std::make_unique<FinetuneTask>(config, checkpoint, print);
 }
 

@@ -37,9 +37,13 @@ size_t last_assistant(const Conversation& c) {
 }  // namespace
 
 train::LossParts sft_loss(const models::CausalLM& model, const SftBatch& batch) {
-  const models::LmOutput out = model.run({.ids = batch.input_ids, .attention_mask = batch.attention_mask});
+  // Batches are built on the host; they go where the model's weights are (train.device).
+  const std::vector<Tensor> params = model.parameters();
+  const Device device = params.empty() ? kCPU : params.front().device();
+  const Tensor mask = batch.attention_mask.defined() ? batch.attention_mask.to(device) : Tensor();
+  const models::LmOutput out = model.run({.ids = batch.input_ids.to(device), .attention_mask = mask});
   train::LossParts parts;
-  parts.lm_loss = ops::cross_entropy(out.logits, batch.targets);
+  parts.lm_loss = ops::cross_entropy(out.logits, batch.targets.to(device));
   parts.aux_loss = out.aux_loss;
   parts.loss = out.aux_loss.defined() ? ops::add(parts.lm_loss, out.aux_loss) : parts.lm_loss;
   parts.tokens = trained_tokens(batch.targets);
