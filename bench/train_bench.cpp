@@ -17,6 +17,11 @@
 //
 // Usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16]
 //            [--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S]
+//            [--device cpu|cuda|cuda:N] [--batch B] [--peak-tflops P]
+// --device places the model, optimizer state and batches there (nn::Module::to, as train.device);
+// each step then ends with a device synchronize, so its time is the device's. --batch overrides the
+// config's B (the peer's gpt2-124M-b32 is --config gpt2-124M --batch 32). --peak-tflops adds
+// mfu = achieved_tflops / peak (the peer's default on CUDA is 790, the H200's bf16 dense rate).
 // --precision bf16 runs forward and backward under ops::AutocastScope(bf16) (fp32 master weights
 // and optimizer state, as the peer's autocast); it is refused when this build has no autocast.
 #include <sys/resource.h>
@@ -36,6 +41,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/allocator.hpp"
 #include "bench_train_setup.hpp"
@@ -70,12 +76,16 @@ struct Options {
   int steps = 10;
   int warmup = 3;
   std::string tag;
+  std::string device = "cpu";
+  int64_t batch = 0;  // 0: the config's
+  double peak_tflops = 0;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_train: " << message << "\n"
             << "usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16] "
-               "[--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S]\n";
+               "[--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S] [--device cpu|cuda|cuda:N] "
+               "[--batch B] [--peak-tflops P]\n";
   std::exit(2);
 }
 
@@ -96,6 +106,9 @@ Options parse(int argc, char** argv) {
       else if (a == "--steps") o.steps = std::stoi(value());
       else if (a == "--warmup") o.warmup = std::stoi(value());
       else if (a == "--tag") o.tag = value();
+      else if (a == "--device") o.device = value();
+      else if (a == "--batch") o.batch = std::stoll(value());
+      else if (a == "--peak-tflops") o.peak_tflops = std::stod(value());
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -106,6 +119,7 @@ Options parse(int argc, char** argv) {
     usage_error("--precision bf16 needs ops/autocast.hpp, which this build does not have");
   if (o.checkpointing != "none" && o.checkpointing != "all") usage_error("--checkpointing must be none or all");
   if (o.steps < 1 || o.warmup < 0 || o.threads < 1) usage_error("--steps and --threads must be >= 1, --warmup >= 0");
+  if (o.batch < 0 || o.peak_tflops < 0) usage_error("--batch and --peak-tflops must be >= 0");
   return o;
 }
 
@@ -175,16 +189,22 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   try {
     ld::set_num_threads(o.threads);
+    ld::train::TrainSection where;
+    where.device = o.device;
+    const ld::Device device = ld::train::training_device(where);  // one clear error for a bad or absent device
     const ld::bench::BenchConfig bc = config_for(o.config);
-    const int64_t B = bc.batch, T = bc.stack.n_positions;
+    const int64_t B = o.batch > 0 ? o.batch : bc.batch, T = bc.stack.n_positions;
     const ld::io::HfModelConfig hf = ld::io::make_hf_config(bc.stack, /*tie_word_embeddings=*/true);
     ld::Generator gen(1234);
     std::unique_ptr<ld::models::CausalLM> model = ld::models::make_causal_lm(hf, gen);
     model->set_checkpointing(o.checkpointing == "all" ? 1 : 0);
     int64_t trainable = model->parameter_count();
     if (o.lora) trainable = add_lora(*model, gen).trainable_parameter_count();
+    model->to(device);  // before the optimizer, whose state is made where each parameter is
     ld::train::Optimizer optimizer(model->named_parameters(), ld::bench::peer_optimizer_settings());
-    const std::vector<ld::bench::Batch> data = ld::bench::random_batches(4, B, T, bc.stack.vocab_size);
+    std::vector<ld::bench::Batch> data = ld::bench::random_batches(4, B, T, bc.stack.vocab_size);
+    for (ld::bench::Batch& batch : data) batch = {batch.inputs.to(device), batch.targets.to(device)};
+    ld::Backend& backend = ld::backend_for(device);
 
     const std::string name = "[" + o.config + " " + o.precision + " checkpointing " + o.checkpointing +
                              (o.lora ? " lora" : "") + "]";
@@ -192,6 +212,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < o.warmup + o.steps; ++i) {
       const auto t0 = Clock::now();
       const double loss = train_step(*model, optimizer, data[size_t(i) % data.size()], o);
+      backend.synchronize();  // the optimizer step queued on a device is part of this step
       const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
       const bool warm = i < o.warmup;
       (warm ? warm_times : times).push_back(dt);
@@ -199,7 +220,7 @@ int main(int argc, char** argv) {
       std::cerr << name << (warm ? " warmup " : " step ") << (warm ? i : i - o.warmup) << " " << dt << "s loss "
                 << loss << "\n";
     }
-    const ld::AllocatorStats tensors = ld::CachingHostAllocator::instance().stats();
+    const ld::AllocatorStats tensors = ld::CachingHostAllocator::instance().stats();  // host tensors only
     const double med = median(times);
     const double tok_s = double(B * T) / med;
     const int64_t flops = flops_per_token(hf, T, o.lora);
@@ -208,7 +229,7 @@ int main(int argc, char** argv) {
         {"bench", o.lora ? "train_lora" : "train"},
         {"config", o.config},
         {"tag", o.tag},
-        {"device", "cpu"},
+        {"device", device.str()},
         {"dtype", o.precision == "bf16" ? "bfloat16" : "float32"},
         {"precision", o.precision},
         {"checkpointing", o.checkpointing},
@@ -232,6 +253,8 @@ int main(int argc, char** argv) {
         {"flops_per_token", flops},
         {"flops_formula", std::string(o.lora ? "4*N" : "6*N") + " + 12*n_layer*n_embd*T, N = params - wpe"},
         {"achieved_tflops", double(flops) * tok_s / 1e12},
+        {"peak_tflops", o.peak_tflops},
+        {"mfu", o.peak_tflops > 0 ? nlohmann::json(double(flops) * tok_s / 1e12 / o.peak_tflops) : nlohmann::json()},
         {"loss_first", losses.front()},
         {"loss_last", losses.back()},
         {"ln_vocab", std::log(double(bc.stack.vocab_size))},

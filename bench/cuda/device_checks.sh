@@ -3,7 +3,10 @@
 #   1. configure + build with LIANDAN_CUDA=ON (release flags, -j16) into build/cuda-device;
 #   2. ctest -L "cuda|dist": every CUDA kernel and op against the CPU backend, and the
 #      distributed tests (NCCL ones where built);
-#   3. a GPT-2 124M-shaped training step on CUDA: pending until the trainer runs on a device;
+#   3. GPT-2 124M training on CUDA (T=1024, batch 32, else 8 when 32 does not fit; random tokens;
+#      bf16 autocast; AdamW): tokens/s and MFU against 790 TFLOP/s through liandan_bench_train
+#      --device cuda, and the peer's bench_train.py (torch.compile, sdpa, fused AdamW) and
+#      bench_infer.py decode at batch 1 and 32 when this machine's torch has CUDA;
 #   4. microbenchmarks (bench/cuda/cuda_bench.cpp): bf16 and fp32 GEMM at 4096^3, attention
 #      forward/backward at B=8 H=12 T=1024 D=64 causal, and PyTorch's numbers for the same shapes
 #      when this machine's torch has CUDA.
@@ -58,8 +61,68 @@ ctest --test-dir "$build" -L "cuda|dist" --output-on-failure -j4 --timeout 600 >
   fi
 } >>"$report"
 
-section "GPT-2 124M training step on CUDA"
-echo "pending: the trainer does not run on a CUDA device yet (parameters, optimizer state and the data loader live on the CPU); the step time is measured here once it does." >>"$report"
+section "GPT-2 124M training on CUDA (T=1024, bf16 autocast, random tokens)"
+# The peer (/work/shared/bench): beside the checkout as ../shared, or where PEER_BENCH says.
+peer=${PEER_BENCH:-}
+for d in ../shared/bench /work/shared/bench; do [ -z "$peer" ] && [ -f "$d/bench_train.py" ] && peer=$d; done
+torch_cuda=0
+python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null && torch_cuda=1
+t0=$(now)
+train_json="$OUT/train_gpt2.jsonl"
+: >"$train_json"
+for B in 32 8; do  # 32 when it fits in memory, else 8
+  if timeout 300 "$build/bench/liandan_bench_train" --config gpt2-124M --device cuda --batch "$B" \
+      --precision bf16 --steps 10 --warmup 3 --peak-tflops 790 --tag "B$B" \
+      >>"$train_json" 2>"$OUT/train_gpt2_b$B.log"; then
+    break
+  fi
+  echo "liandan at batch $B failed: $(tail -1 "$OUT/train_gpt2_b$B.log")" >>"$report"
+  [ "$B" = 8 ] && status=1
+done
+if [ "$torch_cuda" = 1 ] && [ -n "$peer" ]; then
+  for compile in --compile ""; do  # compiled, as the peer runs at its best; eager beside it
+    timeout 300 python3 "$peer/bench_train.py" --config gpt2-124M-b32 --device cuda --dtype bfloat16 $compile \
+      --steps 10 --tag "${compile:+compiled}${compile:-eager}" >>"$train_json" 2>>"$OUT/train_peer.log" ||
+      echo "peer bench_train.py $compile failed: $(tail -1 "$OUT/train_peer.log")" >>"$report"
+  done
+  for batch in 1 32; do
+    timeout 120 python3 "$peer/bench_infer.py" --config gpt2-124M --device cuda --dtype bfloat16 --batch "$batch" \
+      >>"$OUT/infer_peer.jsonl" 2>>"$OUT/infer_peer.log" || echo "peer bench_infer.py --batch $batch failed" >>"$report"
+  done
+else
+  echo "no peer comparison: torch with CUDA ($torch_cuda) and the peer's bench folder (${peer:-not found}) are both needed." >>"$report"
+fi
+python3 - "$train_json" "$OUT/infer_peer.jsonl" >>"$report" 2>&1 <<'PY'
+import json, os, sys
+def rows(path):
+    if not os.path.exists(path):
+        return []
+    out = []
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+print("| program | B | precision | tokens/s | TFLOP/s | MFU (790) | median step s | loss first -> last |")
+print("|---|---|---|---|---|---|---|---|")
+for j in rows(sys.argv[1]):
+    tflops = j.get("achieved_tflops") or 0
+    print("| %s %s | %s | %s | %.0f | %.1f | %.1f%% | %.3f | %.3f -> %.3f |" % (
+        j.get("program", "torch"), j.get("tag", ""), j.get("B"), j.get("precision", j.get("dtype")), j["tokens_per_s"],
+        tflops, 100 * tflops / 790, j["median_step_s"], j.get("loss_first", float("nan")),
+        j.get("loss_last", float("nan"))))
+infer = rows(sys.argv[2])
+if infer:
+    print()
+    print("| peer decode (gpt2-124M bf16) | batch | decode tok/s | ms/step |")
+    print("|---|---|---|---|")
+    for j in infer:
+        print("| torch %s | %s | %.0f | %.2f |" % (j.get("torch", ""), j.get("batch"), j.get("decode_tok_s_median", 0),
+                                                 j.get("decode_ms_per_step_median", 0)))
+print()
+print("liandan decode on CUDA: not measured here (liandan_bench_generate has no --device yet).")
+PY
+echo "(section took $(($(now) - t0)) s)" >>"$report"
 
 section "Microbenchmarks (liandan, bench/cuda/cuda_bench.cpp)"
 "$build/bench/cuda/liandan_bench_cuda" >"$OUT/bench.log" 2>&1 || status=1

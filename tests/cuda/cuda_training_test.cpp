@@ -1,0 +1,163 @@
+// Training on a CUDA device (train.device) against the same run on the CPU, on the trainer tests'
+// tiny dataset and models (tests/train/trainer_fixture.hpp): nn::Module::to moves weights in place
+// and the forward agrees; 5 GPT-2 and LLaMA pretraining steps give the CPU's losses (1e-4
+// relative); a checkpoint written on the GPU resumes on the CPU as the CPU's own does; a bf16
+// autocast run trains; greedy generation agrees; fine-tuning (LoRA, clm) runs there too.
+// Every test skips without a device (cuda_test_util.hpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_test_util.hpp"
+#include "infer/generate.hpp"
+#include "models/causal_lm.hpp"
+#include "test_util.hpp"
+#include "train/run_config.hpp"
+#include "train/stop_request.hpp"
+#include "train/trainer.hpp"
+#include "train/trainer_fixture.hpp"
+#include "tune/finetune.hpp"
+
+namespace ld::test {
+namespace {
+
+namespace fs = std::filesystem;
+using train::Override;
+using train::TrainResult;
+using namespace train::fixture;
+
+class CudaTraining : public CudaTest {};
+
+void expect_losses_close(const std::vector<double>& gpu, const std::vector<double>& cpu, double rtol,
+                         const std::string& what) {
+  ASSERT_EQ(gpu.size(), cpu.size()) << what;
+  for (size_t i = 0; i < cpu.size(); ++i)
+    EXPECT_NEAR(gpu[i], cpu[i], rtol * std::abs(cpu[i])) << what << ": step " << i + 1;
+}
+
+// Pretraining `steps` steps on `device` (cpu | cuda) in tmp/<run>.
+TrainResult pretrain_on(const char* model_yaml, const fs::path& data, const fs::path& run, const std::string& device,
+                        std::vector<Override> extra = {}, train::TrainOptions options = quiet()) {
+  std::vector<Override> overrides = {{"train.max_steps", "5"}, {"train.device", device}, {"eval.every", "5"},
+                                     {"checkpoint.every", "0"}};
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
+  return train::pretrain(make_config(model_yaml, data, run, overrides), options);
+}
+
+TEST_F(CudaTraining, ModuleToMovesInPlaceAndTheForwardAgrees) {
+  TempDir tmp("cuda_module_to");
+  const train::RunConfig config = make_config(kGpt2Model, make_dataset(tmp / "data"), tmp / "run", {});
+  Generator init(7);
+  std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
+  lm->eval();
+  const Tensor ids = from_vector<int64_t>({1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2}, {2, 6});
+  const Tensor cpu_logits = lm->forward(ids);
+  std::vector<const TensorImpl*> impls;
+  for (const auto& [_, t] : lm->named_parameters()) impls.push_back(t.impl_ptr().get());
+  nn::StateDict before;  // copies: the state dict's tensors are the parameters themselves
+  for (const auto& [name, t] : lm->state_dict()) before[name] = t.clone();
+
+  lm->to(kGPU);
+  std::vector<const TensorImpl*> moved;
+  for (const auto& [name, t] : lm->named_parameters()) {
+    moved.push_back(t.impl_ptr().get());
+    EXPECT_EQ(t.device(), kGPU) << name;
+  }
+  EXPECT_EQ(moved, impls);  // the same tensors, now on the device
+  const nn::StateDict after = lm->state_dict();
+  EXPECT_EQ(after.at("lm_head.weight").impl_ptr(), after.at("transformer.wte.weight").impl_ptr());  // still tied
+  expect_close(lm->forward(ids.to(kGPU)), cpu_logits, 1e-4, 1e-5, "GPT-2 logits on cuda");
+
+  lm->to(kCPU);  // and back, bit for bit
+  for (const auto& [name, t] : lm->state_dict()) expect_equal<float>(t, before.at(name), name);
+}
+
+void expect_matches_cpu(const char* model_yaml) {
+  TempDir tmp("cuda_train");
+  const fs::path data = make_dataset(tmp / "data");
+  const TrainResult cpu = pretrain_on(model_yaml, data, tmp / "cpu", "cpu");
+  const TrainResult gpu = pretrain_on(model_yaml, data, tmp / "gpu", "cuda");
+  expect_losses_close(gpu.losses, cpu.losses, 1e-4, "training loss");
+  expect_losses_close(gpu.val_losses, cpu.val_losses, 1e-4, "validation loss");
+  // The final model was written from host copies and reads back on the CPU.
+  const std::unique_ptr<models::CausalLM> a = models::load_causal_lm(tmp / "gpu" / "model");
+  const std::unique_ptr<models::CausalLM> b = models::load_causal_lm(tmp / "cpu" / "model");
+  for (const auto& [name, t] : a->state_dict()) expect_close(t, b->state_dict().at(name), 1e-3, 1e-5, name);
+}
+
+TEST_F(CudaTraining, Gpt2StepsMatchTheCpu) { expect_matches_cpu(kGpt2Model); }
+TEST_F(CudaTraining, LlamaStepsMatchTheCpu) { expect_matches_cpu(kLlamaModel); }
+
+// 3 steps on one device, a stop, then 3 more on the CPU: the resumed losses of a GPU checkpoint are
+// those of the CPU's own checkpoint.
+TEST_F(CudaTraining, ACheckpointWrittenOnCudaResumesOnTheCpu) {
+  TempDir tmp("cuda_resume");
+  const fs::path data = make_dataset(tmp / "data");
+  const std::vector<Override> six = {{"train.max_steps", "6"}, {"eval.every", "0"}};
+  auto split_run = [&](const std::string& first_device, const fs::path& run) {
+    train::TrainOptions first = quiet();
+    first.on_step = [](const train::StepReport& r) {
+      if (r.step == 3) train::request_stop();
+    };
+    const TrainResult part1 = pretrain_on(kGpt2Model, data, run, first_device, six, first);
+    EXPECT_TRUE(part1.interrupted);
+    train::TrainOptions second = quiet();
+    second.resume = run;
+    return pretrain_on(kGpt2Model, data, run, "cpu", six, second);
+  };
+  const TrainResult from_cpu = split_run("cpu", tmp / "cpu");
+  const TrainResult from_gpu = split_run("cuda", tmp / "gpu");
+  ASSERT_EQ(from_cpu.losses.size(), 3u);
+  expect_losses_close(from_gpu.losses, from_cpu.losses, 1e-4, "losses after the resume");
+}
+
+TEST_F(CudaTraining, Bf16AutocastTrains) {
+  TempDir tmp("cuda_bf16");
+  const fs::path data = make_dataset(tmp / "data");
+  const std::vector<Override> bf16 = {{"train.precision", "bf16"}, {"train.max_steps", "10"}};
+  const TrainResult cpu = pretrain_on(kLlamaModel, data, tmp / "cpu", "cpu", bf16);
+  const TrainResult gpu = pretrain_on(kLlamaModel, data, tmp / "gpu", "cuda", bf16);
+  ASSERT_EQ(gpu.losses.size(), 10u);
+  for (double loss : gpu.losses) EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_LT(gpu.losses.back(), gpu.losses.front());
+  expect_losses_close(gpu.losses, cpu.losses, 2e-2, "bf16 loss");  // bf16 products round differently
+}
+
+TEST_F(CudaTraining, GreedyGenerationAgrees) {
+  TempDir tmp("cuda_generate");
+  const train::RunConfig config = make_config(kLlamaModel, make_dataset(tmp / "data"), tmp / "run", {});
+  Generator init(9);
+  std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
+  lm->eval();
+  infer::GenerateOptions g;
+  g.max_new_tokens = 12;
+  g.sampling.temperature = 0.0f;
+  const std::vector<int64_t> prompt = {3, 4, 5};
+  const std::vector<int32_t> on_cpu = infer::generate(*lm, prompt, g);
+  lm->to(kGPU);
+  EXPECT_EQ(infer::generate(*lm, prompt, g), on_cpu);
+}
+
+// LoRA fine-tuning (clm) of a saved tiny model: the same losses on the device as on the CPU.
+TEST_F(CudaTraining, LoraFinetuningMatchesTheCpu) {
+  TempDir tmp("cuda_finetune");
+  const fs::path data = make_dataset(tmp / "data");
+  pretrain_on(kLlamaModel, data, tmp / "base", "cpu");
+  auto finetune_on = [&](const std::string& device) {
+    const std::string yaml = "model:\n  from: " + (tmp / "base" / "model").string() + "\ndata:\n  path: " +
+                             data.string() +
+                             "\nfinetune:\n  method: lora\n  task: clm\ntrain:\n  batch_size: 4\n  seq_len: 16\n"
+                             "  max_steps: 5\n  lr: 1e-2\n  warmup_steps: 1\n  threads: 1\n  device: " +
+                             device + "\neval:\n  every: 0\ncheckpoint:\n  every: 0\noutput_dir: " +
+                             (tmp / ("ft_" + device)).string() + "\n";
+    return tune::finetune(train::parse_run_config(yaml, "finetune.yaml", {}), quiet());
+  };
+  const TrainResult cpu = finetune_on("cpu");
+  const TrainResult gpu = finetune_on("cuda");
+  expect_losses_close(gpu.losses, cpu.losses, 1e-4, "LoRA loss");
+}
+
+}  // namespace
+}  // namespace ld::test
