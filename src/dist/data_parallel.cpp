@@ -73,7 +73,7 @@ int64_t DataParallel::chunk_of(const Bucket& b) const { return b.padded / comm_.
 
 void DataParallel::build_segments() {
   if (options_.zero_stage == 0) {
-    for (size_t i = 0; i < params_.size(); ++i) segments_.push_back({names_[i], params_[i], params_[i], 0});
+    for (size_t i = 0; i < params_.size(); ++i) segments_.push_back({names_[i], params_[i], params_[i], 0, i});
     return;
   }
   for (size_t bi = 0; bi < buckets_.size(); ++bi) {
@@ -84,16 +84,9 @@ void DataParallel::build_segments() {
       const int64_t a = std::max(o, lo), e = std::min(o + n, hi);
       if (a >= e) continue;
       Tensor flat = params_[k].detach().view({n});
-      segments_.push_back({names_[k], params_[k], flat.narrow(0, a - o, e - a), a - o});
+      segments_.push_back({names_[k], params_[k], flat.narrow(0, a - o, e - a), a - o, k});
     }
   }
-}
-
-int DataParallel::parameter_index(const Segment& s) const {
-  for (size_t i = 0; i < params_.size(); ++i)
-    if (params_[i].impl_ptr() == s.full.impl_ptr()) return int(i);
-  LD_ASSERT(false, "segment of an unknown parameter");
-  return -1;
 }
 
 void DataParallel::start_step() {
@@ -173,7 +166,7 @@ void DataParallel::finish_backward() {
   // Hand the averaged gradients out as views of the buckets.
   const int64_t rank = comm_.rank();
   for (Segment& s : segments_) {
-    const size_t k = size_t(parameter_index(s));
+    const size_t k = s.param;
     Bucket& b = *buckets_[bucket_of_[k]];
     const int64_t at = offset_in_bucket_[k] + s.offset;
     Tensor grad = options_.zero_stage < 2 ? b.buffer.narrow(0, at, s.part.numel())
@@ -196,7 +189,7 @@ void DataParallel::finish_step() {
     Tensor send = zeros({chunk}), recv = empty({b.padded});
     const int64_t lo = comm_.rank() * chunk;
     for (size_t si = 0; si < segments_.size(); ++si) {
-      const size_t k = size_t(parameter_index(segments_[si]));
+      const size_t k = segments_[si].param;
       if (bucket_of_[k] != bi) continue;
       send.narrow(0, offset_in_bucket_[k] + segments_[si].offset - lo, parts[si].numel()).copy_(parts[si]);
     }
@@ -213,7 +206,7 @@ void DataParallel::gather_to_rank0(const std::vector<Tensor>& parts, const std::
     const int64_t chunk = chunk_of(b), lo = comm_.rank() * chunk;
     Tensor send = zeros({chunk}), recv = empty({b.padded});
     for (size_t si = 0; si < segments_.size(); ++si) {
-      const size_t k = size_t(parameter_index(segments_[si]));
+      const size_t k = segments_[si].param;
       if (bucket_of_[k] != bi) continue;
       send.narrow(0, offset_in_bucket_[k] + segments_[si].offset - lo, parts[si].numel()).copy_(parts[si]);
     }
@@ -228,7 +221,7 @@ void DataParallel::scatter_from_full(const std::vector<Tensor>& fulls, const std
   LD_ASSERT(parts.size() == segments_.size() && fulls.size() == params_.size(), "one tensor per segment/parameter");
   for (size_t si = 0; si < segments_.size(); ++si) {
     const Segment& s = segments_[si];
-    const Tensor full = fulls[size_t(parameter_index(s))];
+    const Tensor full = fulls[s.param];
     Tensor(parts[si]).copy_(full.reshape({full.numel()}).narrow(0, s.offset, s.part.numel()));
   }
 }

@@ -45,6 +45,7 @@ struct Segment {
   Tensor full;        // the parameter
   Tensor part;        // a 1-D view of `full` (the parameter itself at stage 0); its .grad is set
   int64_t offset = 0;
+  size_t param = 0;   // full's index among the parameters (parameter_names() order)
 };
 
 struct CommStats {
@@ -88,10 +89,8 @@ class DataParallel {
   // parameter) on rank 0, or scattered from `fulls` (read on every rank) into `parts`.
   void gather_to_rank0(const std::vector<Tensor>& parts, const std::vector<Tensor>& fulls);
   void scatter_from_full(const std::vector<Tensor>& fulls, const std::vector<Tensor>& parts) const;
-  // The parameters, in the order gather/scatter's `fulls` are indexed (segment.full order is a
-  // subset of it).
+  // The parameters, in the order gather/scatter's `fulls` are indexed (Segment::param).
   const std::vector<std::string>& parameter_names() const { return names_; }
-  int parameter_index(const Segment& s) const;
 
  private:
   struct Bucket;
