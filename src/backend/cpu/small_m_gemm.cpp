@@ -8,6 +8,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -34,11 +37,24 @@ namespace ld::cpu {
 
 namespace {
 
-// Below this many multiply-adds (2 MB of f32 weights) one thread does it all. A decode step is a
-// chain of such products, and every parallel region is a fork-join: about 2 us on an idle machine,
-// but tens of microseconds when other processes share the cores (or with OMP_WAIT_POLICY=PASSIVE),
-// where tiny (C=256) at one region per product ran at 0.6x the peer's speed instead of 2x.
-constexpr int64_t kMinParallelWork = int64_t(1) << 19;
+// Below this many multiply-adds one thread does it all. A decode step is a chain of such products,
+// and every parallel region is a fork-join. With libgomp's default wait policy (workers spin a
+// while before sleeping) one costs about 2 us, and from 512 KB of f32 weights the second core pays
+// for it (quiet 2-core VM: tiny decode 4316 against 3432 tok/s with a 2 MB floor, small 920 against
+// 830). With OMP_WAIT_POLICY=PASSIVE workers sleep at once and a region costs tens of microseconds:
+// then only products from 2 MB go parallel (at 512 KB tiny fell from 2730 to 1165 tok/s).
+bool passive_wait_policy() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  if (policy == nullptr) return false;
+  std::string p(policy);
+  std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return p == "passive";
+}
+
+int64_t min_parallel_work() {
+  static const int64_t work = passive_wait_policy() ? int64_t(1) << 19 : int64_t(1) << 17;
+  return work;
+}
 
 #if defined(LD_SMALL_M_AVX512)
 
@@ -310,7 +326,7 @@ void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_
     }
     row_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
   };
-  if (M * n * k < kMinParallelWork || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  if (M * n * k < min_parallel_work() || omp_get_max_threads() == 1 || omp_in_parallel()) {
     range(0, n);
     return;
   }
