@@ -25,45 +25,54 @@
 
 namespace ld::tune::test {
 
+// A tiny GPT-2 base folder (dir/base) with a byte-level BPE trained on `corpus` (ChatML's special
+// tokens; dir/tok): random weights widened as a trained model's are (with a frozen output head of
+// 0.02-sized embeddings no adapter could make the logits confident). Returns <|im_end|>'s id, the
+// model's EOS.
+inline int32_t make_tiny_base(const std::filesystem::path& dir, const std::string& corpus, int64_t vocab_size) {
+  namespace fs = std::filesystem;
+  std::ofstream(dir / "corpus.txt") << corpus;
+  tok::BpeTrainOptions options;
+  options.vocab_size = vocab_size;
+  options.special_tokens = {"<|im_start|>", "<|im_end|>"};
+  options.threads = 1;
+  fs::create_directories(dir / "tok");
+  tok::save_tokenizer_json(tok::train_byte_level_bpe({dir / "corpus.txt"}, options), dir / "tok");
+  const auto tokenizer = tok::load_tokenizer(dir / "tok");
+  const int32_t im_end = *tokenizer->token_to_id("<|im_end|>");
+  models::StackConfig c;
+  c.kind = models::StackKind::gpt2;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_kv_head = 2;
+  c.n_embd = 32;
+  c.vocab_size = tokenizer->vocab_size();
+  c.n_positions = 64;
+  io::HfModelConfig hf = io::make_hf_config(c, /*tie_word_embeddings=*/true);
+  hf.eos_token_id = hf.bos_token_id = im_end;
+  hf.eos_token_ids = {im_end};
+  Generator gen(11);
+  const auto lm = models::make_causal_lm(hf, gen);
+  autograd::NoGradGuard no_grad;
+  Generator jitter(12);
+  for (auto& [name, t] : lm->named_parameters())
+    if (t.dim() == 2) t.copy_(normal(t.shape(), 0.0f, 0.3f, &jitter));
+  models::save_pretrained(*lm, hf, dir / "base", false, dir / "tok");
+  return im_end;
+}
+
 struct TaskFixture {
   ld::test::TempDir dir{"finetune_tasks"};
   std::filesystem::path base;
 
   TaskFixture() {
-    namespace fs = std::filesystem;
     std::string corpus;
     for (const LabeledText& t : separable_classification_task(200, 1)) corpus += t.text + "\n";
     for (const InstructionPair& p : arithmetic_task(200, 1)) corpus += p.instruction + " " + p.output + "\n";
     for (const InstructionPair& p : reversal_task(200, 1)) corpus += p.instruction + " " + p.output + "\n";
     corpus += "red green blue black white pink gold gray one two three four five six seven eight\n";
-    std::ofstream(dir / "corpus.txt") << corpus;
-    tok::BpeTrainOptions options;
-    options.vocab_size = 320;
-    options.special_tokens = {"<|im_start|>", "<|im_end|>"};
-    options.threads = 1;
+    make_tiny_base(dir.path(), corpus, 320);
     base = dir / "base";
-    fs::create_directories(dir / "tok");
-    tok::save_tokenizer_json(tok::train_byte_level_bpe({dir / "corpus.txt"}, options), dir / "tok");
-    const auto tokenizer = tok::load_tokenizer(dir / "tok");
-    const int32_t im_end = *tokenizer->token_to_id("<|im_end|>");
-    models::StackConfig c;
-    c.kind = models::StackKind::gpt2;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.n_kv_head = 2;
-    c.n_embd = 32;
-    c.vocab_size = tokenizer->vocab_size();
-    c.n_positions = 64;
-    io::HfModelConfig hf = io::make_hf_config(c, /*tie_word_embeddings=*/true);
-    hf.eos_token_id = hf.bos_token_id = im_end;
-    hf.eos_token_ids = {im_end};
-    Generator gen(11);
-    const auto lm = models::make_causal_lm(hf, gen);
-    autograd::NoGradGuard no_grad;
-    Generator jitter(12);
-    for (auto& [name, t] : lm->named_parameters())
-      if (t.dim() == 2) t.copy_(normal(t.shape(), 0.0f, 0.3f, &jitter));
-    models::save_pretrained(*lm, hf, base, false, dir / "tok");
   }
 };
 

@@ -33,6 +33,7 @@
 #include "train/stop_request.hpp"
 #include "train/train_task.hpp"
 #include "tune/finetune.hpp"
+#include "tune/finetune_task_fixture.hpp"
 #include "tune/finetune_sft.hpp"
 #include "tune/sft_loader.hpp"
 #include "tune/synthetic_tasks.hpp"
@@ -53,36 +54,8 @@ struct Fixture {
     std::string corpus;
     for (const InstructionPair& p : arithmetic_task(300, 1))
       corpus += "<|im_start|>user\n" + p.instruction + "<|im_end|>\n<|im_start|>assistant\n" + p.output + "\n";
-    std::ofstream(dir / "corpus.txt") << corpus;
-    tok::BpeTrainOptions options;
-    options.vocab_size = 300;
-    options.special_tokens = {"<|im_start|>", "<|im_end|>"};
-    options.threads = 1;
+    im_end = test::make_tiny_base(dir.path(), corpus, 300);
     base = dir / "base";
-    fs::create_directories(dir / "tok");
-    tok::save_tokenizer_json(tok::train_byte_level_bpe({dir / "corpus.txt"}, options), dir / "tok");
-    const auto tokenizer = tok::load_tokenizer(dir / "tok");
-    im_end = *tokenizer->token_to_id("<|im_end|>");
-    models::StackConfig c;
-    c.kind = models::StackKind::gpt2;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.n_kv_head = 2;
-    c.n_embd = 32;
-    c.vocab_size = tokenizer->vocab_size();
-    c.n_positions = 64;
-    io::HfModelConfig hf = io::make_hf_config(c, /*tie_word_embeddings=*/true);
-    hf.eos_token_id = hf.bos_token_id = im_end;
-    hf.eos_token_ids = {im_end};
-    Generator gen(11);
-    const auto lm = models::make_causal_lm(hf, gen);
-    // Wider than the 0.02 init, as a trained model's are: with a frozen output head of 0.02-sized
-    // embeddings no adapter could make the logits confident.
-    autograd::NoGradGuard no_grad;
-    Generator jitter(12);
-    for (auto& [name, t] : lm->named_parameters())
-      if (t.dim() == 2) t.copy_(normal(t.shape(), 0.0f, 0.3f, &jitter));
-    models::save_pretrained(*lm, hf, base, false, dir / "tok");
     train_file = dir / "train.jsonl";
     val_file = dir / "val.jsonl";
     write_alpaca_jsonl(train_file, arithmetic_task(64, 2));
@@ -187,7 +160,7 @@ TEST(Finetune, LoraChangesOnlyTheLoraTensors) {
   ASSERT_EQ(before.size(), after.size());
   for (size_t i = 0; i < before.size(); ++i) {
     ASSERT_EQ(before[i].first, after[i].first);
-    EXPECT_EQ(test::max_abs_diff(before[i].second, after[i].second), 0.0) << before[i].first;
+    EXPECT_EQ(ld::test::max_abs_diff(before[i].second, after[i].second), 0.0) << before[i].first;
   }
   // r (in + out) per projection: c_attn 32->96, attn.c_proj 32->32, c_fc 32->128, mlp.c_proj 128->32.
   int64_t trainable = 0;
@@ -207,7 +180,7 @@ TEST(Finetune, SavedLoraAdapterReloadsWithTheSameLogitsAndReplies) {
   const auto reloaded = models::load_causal_lm(fixture().base);
   peft::load_adapter(*reloaded, adapter);
   reloaded->eval();
-  EXPECT_EQ(test::max_abs_diff(logits(*reloaded), logits(lm_of(*run.task))), 0.0);
+  EXPECT_EQ(ld::test::max_abs_diff(logits(*reloaded), logits(lm_of(*run.task))), 0.0);
 
   // `liandan generate --adapter` gives the in-memory model's greedy ids.
   const auto tokenizer = tok::load_tokenizer(fixture().base);
@@ -241,7 +214,7 @@ TEST(Finetune, ExportMergeGivesAFolderWithTheAdaptedLogits) {
   run_cli("export --model " + fixture().base.string() + " --adapter " + (run.dir / "run/adapter").string() +
           " --merge --out " + merged.string());
   const auto plain = models::load_causal_lm(merged);
-  EXPECT_LE(test::max_abs_diff(logits(*plain), logits(lm_of(*run.task))), 1e-5);
+  EXPECT_LE(ld::test::max_abs_diff(logits(*plain), logits(lm_of(*run.task))), 1e-5);
   EXPECT_TRUE(fs::exists(merged / "tokenizer.json"));
 }
 
@@ -309,10 +282,10 @@ void expect_method_trains_and_reloads(const std::string& method, const std::vect
   models::CausalLM& trained = lm_of(*task);
   trained.eval();
   const auto base = models::load_causal_lm(fixture().base);
-  EXPECT_GT(test::max_abs_diff(logits(*base), logits(trained)), 1e-4) << method << " changed nothing";
+  EXPECT_GT(ld::test::max_abs_diff(logits(*base), logits(trained)), 1e-4) << method << " changed nothing";
   peft::load_adapter(*base, dir / "run/adapter");
   base->eval();
-  EXPECT_EQ(test::max_abs_diff(logits(*base), logits(trained)), 0.0) << method;
+  EXPECT_EQ(ld::test::max_abs_diff(logits(*base), logits(trained)), 0.0) << method;
 }
 
 TEST(Finetune, AdapterMethodTrainsAndReloads) { expect_method_trains_and_reloads("adapter", {{"adapter.width", "8"}}); }
@@ -355,7 +328,7 @@ TEST(Finetune, ClmTaskTrainsLoraOnAPreparedDataset) {
   EXPECT_TRUE(std::isfinite(result.val_losses[0]));
   EXPECT_TRUE(fs::exists(dir / "run/adapter/adapter_config.json"));
   // Instruction-data keys mean nothing here.
-  const std::string message = test::error_message([&] {
+  const std::string message = ld::test::error_message([&] {
     finetune(train::parse_run_config(text, "clm.yaml", {{"data.packing", "true"}}), quiet);
   });
   EXPECT_NE(message.find("data.packing"), std::string::npos) << message;
@@ -366,7 +339,7 @@ void expect_config_error(const std::vector<train::Override>& o, const std::vecto
   TempDir dir("finetune_bad");
   train::TrainOptions quiet;
   quiet.print = false;
-  const std::string message = test::error_message([&] { finetune(config(method, dir / "run", 2, o), quiet); });
+  const std::string message = ld::test::error_message([&] { finetune(config(method, dir / "run", 2, o), quiet); });
   for (const std::string& w : words) EXPECT_NE(message.find(w), std::string::npos) << message << "\nlacks " << w;
   EXPECT_FALSE(fs::exists(dir / "run")) << "a run that cannot start leaves no trace";
 }
