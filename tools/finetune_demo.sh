@@ -2,7 +2,7 @@
 # Fine-tuning end to end (docs/finetuning.md, "Results"): a character-level GPT-2 base pretrained on
 # plain string reversals and on ChatML conversations of other tasks, then SFT on "Reverse: abcde" ->
 # "edcba" in ChatML with each method (lora, full, adapter, prompt), exact match on 200 held-out
-# strings before (the base) and after. Everything goes under build/finetune_demo/ (replaced on each run).
+# strings before (the base) and after. About 10 minutes on 2 idle cores, most of it pretraining. Everything goes under build/finetune_demo/ (replaced on each run).
 #
 #   tools/finetune_demo.sh [methods...]        default: lora full adapter prompt
 # Environment: LIANDAN (default build/release/liandan, built if missing), THREADS (default 2),
@@ -35,7 +35,11 @@ echo "== 2. a character-level tokenizer: 256 bytes + 3 special tokens, no merges
 echo "== 3. pretraining the base (examples/finetune/reverse_base.yaml)"
 "${run[@]}" "$liandan" pretrain --config examples/finetune/reverse_base.yaml --train.threads="$threads"
 
-echo "== 4. the base's exact match: LoRA (B = 0, so the model is the base) for one step at lr 1e-12"
+echo "== 4a. the base's skill: held-out reversals in the corpus's own layout (no SFT)"
+"${run[@]}" "$liandan" eval --model "$out/base/model" --task generate --data "$out/raw/base_probe.jsonl" \
+  --stop-at-newline --max-new-tokens 16 --batch-size 50 --output "$out/base_probe.json"
+
+echo "== 4b. the base's exact match on the SFT task: LoRA (B = 0, so the model is the base) for one step at lr 1e-12"
 "${run[@]}" "$liandan" finetune --config examples/finetune/reverse_lora.yaml --train.threads="$threads" \
   --train.max_steps=1 --train.lr=1e-12 --train.warmup_steps=0 --eval.every=1 --output_dir="$out/before"
 
@@ -49,6 +53,8 @@ done
 echo "== summary: the last exact match of each run (metrics.jsonl)"
 python3 - "$out" before "${methods[@]}" <<'PY'
 import json, sys
+probe = json.load(open(f"{sys.argv[1]}/base_probe.json"))["metrics"]["exact_match"]
+print(f"base, own layout ('reverse w' under the role 'backwards'): exact match {100 * probe:5.1f}%")
 for run in sys.argv[2:]:
     evals = [json.loads(line) for line in open(f"{sys.argv[1]}/{run}/metrics.jsonl") if '"eval"' in line]
     e = evals[-1]

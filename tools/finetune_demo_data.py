@@ -12,6 +12,8 @@ separately, so that SFT only has to connect them:
                 else (exact match near 0).
   sft_train.jsonl  chat records {"messages": [user "Reverse: w", assistant reverse(w)]}
   sft_val.jsonl    the same on held-out strings: in neither the corpus nor sft_train.
+  base_probe.jsonl the held-out strings in the corpus's own reversal layout ({prompt, reference}
+                   for `liandan eval --task generate`): how well the base reverses before any SFT.
 
   tools/finetune_demo_data.py OUT_DIR [--seed 1] [--corpus-examples 60000] [--train 2000] [--val 200]
 """
@@ -72,6 +74,13 @@ def write_chat(path, words):
             f.write(json.dumps({"messages": messages}) + "\n")
 
 
+def write_base_probe(path, words):
+    with open(path, "w", encoding="utf-8") as f:
+        for w in words:
+            prompt = plain_reversal(w)[: -len(w[::-1] + "<|im_end|>\n")]
+            f.write(json.dumps({"prompt": prompt, "reference": w[::-1]}) + "\n")
+
+
 def distinct_words(rng, count, exclude):
     out = []
     seen = set(exclude)
@@ -97,8 +106,9 @@ def main():
     train = distinct_words(rng, a.train, set(val))
     write_chat(os.path.join(a.out, "sft_val.jsonl"), val)
     write_chat(os.path.join(a.out, "sft_train.jsonl"), train)
+    write_base_probe(os.path.join(a.out, "base_probe.jsonl"), val)
     write_corpus(os.path.join(a.out, "corpus.txt"), rng, a.corpus_examples, set(val))
-    print(f"{a.out}: corpus.txt ({a.corpus_examples} examples), sft_train.jsonl ({a.train}), sft_val.jsonl ({a.val})")
+    print(f"{a.out}: corpus.txt ({a.corpus_examples} examples), sft_train.jsonl ({a.train}), sft_val.jsonl and base_probe.jsonl ({a.val})")
 
 
 if __name__ == "__main__":
