@@ -12,16 +12,13 @@ Conv1D::Conv1D(int64_t in_features, int64_t out_features, Generator& gen, double
   bias = register_parameter("bias", zeros({out_features}));
 }
 
-// One gemm over all rows: matmul reads the [in, out] weight in place (linear would copy its
-// transpose on every call).
+// One gemm over all rows that reads the [in, out] weight in place and adds the bias itself.
 Tensor Conv1D::forward(const Tensor& x) const {
   const int64_t in = weight.size(0);
   LD_CHECK(x.dim() >= 1 && x.size(-1) == in, "Conv1D: input ", shape_str(x.shape()), " does not match weight ",
            shape_str(weight.shape()), " (last dim must be ", in, ")");
-  Shape out_shape = x.shape();
-  out_shape.back() = weight.size(1);
-  Tensor y = ops::add(ops::matmul(x.reshape({-1, in}), weight), bias).reshape(out_shape);
-  return adapters_.empty() ? y : apply_adapters(adapters_, x, y);
+  Tensor y = ops::projection(x, weight, ops::WeightLayout::in_out, bias);
+  return adapters_.empty() ? y : apply_adapters(adapters_, x, std::move(y));
 }
 
 void Conv1D::attach_adapter(std::shared_ptr<ProjectionAdapter> adapter) {

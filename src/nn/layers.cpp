@@ -21,7 +21,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
 
 Tensor Linear::forward(const Tensor& x) const {
   Tensor y = ops::linear(x, weight, bias);
-  return adapters_.empty() ? y : apply_adapters(adapters_, x, y);
+  return adapters_.empty() ? y : apply_adapters(adapters_, x, std::move(y));
 }
 
 void Linear::attach_adapter(std::shared_ptr<ProjectionAdapter> adapter) {

@@ -7,6 +7,7 @@
 // only has to provide its own forward.
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nn/module.hpp"
@@ -15,8 +16,9 @@ namespace ld::nn {
 
 class ProjectionAdapter : public Module {
  public:
-  // x [..., in] the layer's input, y [..., out] its output so far -> the new [..., out].
-  virtual Tensor adapt(const Tensor& x, const Tensor& y) const = 0;
+  // x [..., in] the layer's input, y [..., out] its output so far -> the new [..., out]. y comes by
+  // value so that an adapter may write into it when nothing else holds it (ops::projection's addend).
+  virtual Tensor adapt(const Tensor& x, Tensor y) const = 0;
   // The child name the adapter is registered under ("lora", "adapter"): one of each kind per layer.
   virtual std::string kind() const = 0;
 };
@@ -25,7 +27,7 @@ using ProjectionAdapters = std::vector<std::shared_ptr<ProjectionAdapter>>;
 
 // Applies the adapters in the order they were attached.
 inline Tensor apply_adapters(const ProjectionAdapters& adapters, const Tensor& x, Tensor y) {
-  for (const auto& a : adapters) y = a->adapt(x, y);
+  for (const auto& a : adapters) y = a->adapt(x, std::move(y));
   return y;
 }
 

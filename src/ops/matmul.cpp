@@ -1,5 +1,6 @@
-// matmul (batched, broadcasting, transposed views read in place) and linear (x W^T + b), both on
-// the backend's gemm; with a bf16 weight (infer::to_bf16_weights), forward only on linear_bf16.
+// matmul (batched, broadcasting, transposed views read in place) and projection (x W^T or x W, + b
+// or + an addend; linear is one), both on the backend's gemm; with a bf16 weight
+// (infer::to_bf16_weights), forward only on linear_bf16.
 // Every product, forward and backward, computes in the autocast precision current when it runs
 // (ops/autocast.hpp): the trainer runs the backward inside the forward's scope.
 #include "autograd/grad_mode.hpp"
@@ -135,30 +136,36 @@ namespace {
 
 // x2 is saved only when the weight wants a gradient (dW reads it; dx and db do not), so a frozen
 // weight keeps no activation alive; the weight is saved only when x wants a gradient.
-struct LinearBackward : Node {
+struct ProjectionBackward : Node {
   Tensor x2, weight;  // x as [N, in], contiguous
   Shape x_shape;
   int64_t rows = 0, in = 0, out = 0;
-  const char* name() const override { return "LinearBackward"; }
+  WeightLayout layout = WeightLayout::out_in;
+  const char* name() const override { return "ProjectionBackward"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
     Tensor g = grads[0].reshape({rows, out}).contiguous();
+    const bool kn = layout == WeightLayout::in_out;
     Backend& be = g.backend();
     Tensor dx, dw, db;
     if (needs_input_grad(0)) {
       dx = empty({rows, in}, DType::f32, g.device());
-      GemmArgs a;  // dX[N,in] = G[N,out] W[out,in]
+      GemmArgs a;  // dX[N,in] = G[N,out] W[out,in], or G W^T for W [in,out]
+      a.trans_b = kn;
       a.m = rows, a.n = in, a.k = out;
-      a.a = g.data<float>(), a.lda = out, a.b = weight.data<float>(), a.ldb = in, a.c = dx.data<float>(), a.ldc = in;
+      a.a = g.data<float>(), a.lda = out, a.b = weight.data<float>(), a.ldb = kn ? out : in;
+      a.c = dx.data<float>(), a.ldc = in;
       a.precision = autocast_precision();
       be.gemm(a);
       dx = dx.view(x_shape);
     }
     if (needs_input_grad(1)) {
-      dw = empty({out, in}, DType::f32, g.device());
-      GemmArgs a;  // dW[out,in] = G^T[out,N] X[N,in]
+      dw = empty(kn ? Shape{in, out} : Shape{out, in}, DType::f32, g.device());
+      GemmArgs a;  // dW[out,in] = G^T[out,N] X[N,in], or X^T G for W [in,out]
       a.trans_a = true;
-      a.m = out, a.n = in, a.k = rows;
-      a.a = g.data<float>(), a.lda = out, a.b = x2.data<float>(), a.ldb = in, a.c = dw.data<float>(), a.ldc = in;
+      a.m = kn ? in : out, a.n = kn ? out : in, a.k = rows;
+      a.a = kn ? x2.data<float>() : g.data<float>(), a.lda = kn ? in : out;
+      a.b = kn ? g.data<float>() : x2.data<float>(), a.ldb = kn ? out : in;
+      a.c = dw.data<float>(), a.ldc = a.n;
       a.precision = autocast_precision();
       be.gemm(a);
     }
@@ -166,81 +173,100 @@ struct LinearBackward : Node {
       db = empty({out}, DType::f32, g.device());
       be.reduce_sum(1, rows, out, g.data<float>(), db.data<float>());
     }
-    return {dx, dw, db};
+    return {dx, dw, db, needs_input_grad(3) ? grads[0] : Tensor()};
   }
   void release() override { x2 = weight = Tensor(); }
 };
 
-// bf16 weights (infer::to_bf16_weights): forward only, f32 activations and output.
-Tensor linear_bf16_weight(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
-  LD_CHECK(!autograd::grad_enabled() || !autograd::any_requires_grad({x, weight_in, bias}),
-           "linear: bf16 weights are for inference only (no backward through them); run under NoGradGuard, or "
-           "keep f32 weights to train");
-  int64_t in = weight_in.size(1), outf = weight_in.size(0);
-  Tensor x2 = x.detach().reshape({-1, in}).contiguous();
-  Tensor weight = weight_in.detach().contiguous();
-  int64_t rows = x2.size(0);
-  Shape out_shape = x.shape();
-  out_shape.back() = outf;
-  Tensor out = empty({rows, outf}, DType::f32, x.device());
+void check_projection(const Tensor& x, const Tensor& weight, WeightLayout layout, const Tensor& bias,
+                      const Tensor& addend) {
+  const char* op = layout == WeightLayout::out_in ? "linear" : "projection";
+  detail::check_f32(x, op, "x");
+  LD_CHECK(weight.dtype() == DType::f32 || weight.dtype() == DType::bf16, op, ": weight must be f32 or bf16, got ",
+           dtype_name(weight.dtype()));
+  const bool kn = layout == WeightLayout::in_out;
+  const char* wanted = kn ? "[in_features, out_features]" : "[out_features, in_features]";
+  LD_CHECK(weight.dim() == 2, op, ": weight must be ", wanted, ", got ", shape_str(weight.shape()));
+  check_same_device(x, weight, op);
+  const int64_t in = weight.size(kn ? 0 : 1), outf = weight.size(kn ? 1 : 0);
+  LD_CHECK(x.dim() >= 1 && x.size(-1) == in, op, ": input ", shape_str(x.shape()), " does not match weight ",
+           shape_str(weight.shape()), " (last dim must be ", in, ")");
+  if (bias.defined()) {
+    detail::check_f32(bias, op, "bias");
+    LD_CHECK(bias.dim() == 1 && bias.size(0) == outf, op, ": bias ", shape_str(bias.shape()),
+             " does not match weight ", shape_str(weight.shape()), " (expected [", outf, "])");
+  }
+  if (addend.defined()) {
+    LD_CHECK(!bias.defined(), op, ": give a bias or an addend, not both");
+    detail::check_f32(addend, op, "addend");
+    Shape want = x.shape();
+    want.back() = outf;
+    LD_CHECK(addend.shape() == want, op, ": addend ", shape_str(addend.shape()), " does not match the output ",
+             shape_str(want));
+  }
+}
+
+// The [rows, out] buffer the gemm writes, and whether it adds to what is there (beta 1): the
+// addend's own storage when nothing else holds it (a fresh projection output), else a copy of it;
+// the bias broadcast to every row; or fresh memory.
+Tensor output_buffer(int64_t rows, int64_t outf, const Tensor& bias, Tensor& addend, Device device,
+                     bool& accumulate) {
+  accumulate = bias.defined() || addend.defined();
+  if (addend.defined()) {
+    const bool exclusive =
+        addend.is_contiguous() && addend.impl_ptr().use_count() == 1 && addend.storage().use_count() == 1;
+    return (exclusive ? addend.detach() : addend.detach().clone()).reshape({rows, outf});
+  }
+  Tensor out = empty({rows, outf}, DType::f32, device);
   if (bias.defined()) out.copy_(bias.detach());
-  out.backend().linear_bf16(rows, outf, in, x2.data<float>(), static_cast<const uint16_t*>(weight.raw()),
-                            /*w_kn=*/false, out.data<float>(), bias.defined());
-  return out.view(out_shape);
+  return out;
 }
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& weight_in, const Tensor& bias) {
-  detail::check_f32(x, "linear", "x");
-  if (weight_in.defined() && weight_in.dtype() == DType::bf16) {
-    LD_CHECK(weight_in.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight_in.size(1), "linear: input ",
-             shape_str(x.shape()), " does not match weight ", shape_str(weight_in.shape()));
-    check_same_device(x, weight_in, "linear");
-    if (bias.defined()) {
-      detail::check_f32(bias, "linear", "bias");
-      LD_CHECK(bias.dim() == 1 && bias.size(0) == weight_in.size(0), "linear: bias ", shape_str(bias.shape()),
-               " does not match weight ", shape_str(weight_in.shape()));
-    }
-    return linear_bf16_weight(x, weight_in, bias);
-  }
-  detail::check_f32(weight_in, "linear", "weight");
-  LD_CHECK(weight_in.dim() == 2, "linear: weight must be [out_features, in_features], got ", shape_str(weight_in.shape()));
-  LD_CHECK(x.dim() >= 1 && x.size(-1) == weight_in.size(1), "linear: input ", shape_str(x.shape()),
-           " does not match weight ", shape_str(weight_in.shape()), " (last dim must be ", weight_in.size(1), ")");
-  int64_t in = weight_in.size(1), outf = weight_in.size(0);
-  if (bias.defined()) {
-    detail::check_f32(bias, "linear", "bias");
-    LD_CHECK(bias.dim() == 1 && bias.size(0) == outf, "linear: bias ", shape_str(bias.shape()),
-             " does not match weight ", shape_str(weight_in.shape()), " (expected [", outf, "])");
-  }
+Tensor projection(const Tensor& x, const Tensor& weight_in, WeightLayout layout, const Tensor& bias, Tensor addend) {
+  check_projection(x, weight_in, layout, bias, addend);
+  const bool kn = layout == WeightLayout::in_out;
+  const int64_t in = weight_in.size(kn ? 0 : 1), outf = weight_in.size(kn ? 1 : 0);
+  const bool bf16_weight = weight_in.dtype() == DType::bf16;
+  LD_CHECK(!bf16_weight || !autograd::grad_enabled() || !autograd::any_requires_grad({x, weight_in, bias, addend}),
+           "linear: bf16 weights are for inference only (no backward through them); run under NoGradGuard, or "
+           "keep f32 weights to train");
   Tensor x2 = x.detach().reshape({-1, in}).contiguous();
   Tensor weight = weight_in.detach().contiguous();
-  int64_t rows = x2.size(0);
+  const int64_t rows = x2.size(0);
   Shape out_shape = x.shape();
   out_shape.back() = outf;
-  Tensor out = empty({rows, outf}, DType::f32, x.device());
-  GemmArgs g;  // Y[N,out] = X[N,in] W^T + b
-  g.trans_b = true;
+  bool accumulate = false;
+  Tensor out = output_buffer(rows, outf, bias, addend, x.device(), accumulate);
+  if (bf16_weight) {
+    out.backend().linear_bf16(rows, outf, in, x2.data<float>(), static_cast<const uint16_t*>(weight.raw()), kn,
+                              out.data<float>(), accumulate);
+    return out.view(out_shape);
+  }
+  GemmArgs g;  // Y[N,out] = X[N,in] W^T (+ Y), or X W for W [in,out]
+  g.trans_b = !kn;
   g.m = rows, g.n = outf, g.k = in;
   g.a = x2.data<float>(), g.lda = std::max<int64_t>(in, 1);
-  g.b = weight.data<float>(), g.ldb = std::max<int64_t>(in, 1);
+  g.b = weight.data<float>(), g.ldb = std::max<int64_t>(kn ? outf : in, 1);
   g.c = out.data<float>(), g.ldc = std::max<int64_t>(outf, 1);
-  if (bias.defined()) {
-    out.copy_(bias.detach());
-    g.beta = 1.0f;
-  }
+  g.beta = accumulate ? 1.0f : 0.0f;
   g.precision = autocast_precision();
   out.backend().gemm(g);
   out = out.view(out_shape);
-  if (auto node = make_node<LinearBackward>({x, weight_in, bias})) {
+  if (auto node = make_node<ProjectionBackward>({x, weight_in, bias, addend})) {
     if (node->needs_input_grad(1)) node->x2 = x2;
     if (node->needs_input_grad(0)) node->weight = weight;
     node->x_shape = x.shape();
     node->rows = rows, node->in = in, node->out = outf;
+    node->layout = layout;
     set_history(out, node);
   }
   return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  return projection(x, weight, WeightLayout::out_in, bias);
 }
 
 }  // namespace ld::ops

@@ -28,6 +28,7 @@
   X(topk)                 \
   X(matmul)               \
   X(linear)               \
+  X(projection)           \
   X(embedding)            \
   X(index_add)            \
   X(layernorm)            \

@@ -53,6 +53,14 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim = -1);  // largest first
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x [..., in] @ weight[out, in]^T + bias[out] (PyTorch/Hugging Face layout). bias may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// How a projection's weight is stored: [out, in] (nn.Linear) or [in, out] (Hugging Face's Conv1D).
+enum class WeightLayout { out_in, in_out };
+// x [..., in] through weight, + bias [out] or + addend [..., out] (not both), as one gemm: the bias
+// is broadcast into the output first and the gemm adds to it. The addend's buffer becomes the output
+// when nothing else holds it (pass a fresh projection output with std::move), so y + B h (LoRA)
+// costs no pass of its own; otherwise it is copied. The addend's gradient is the output's.
+Tensor projection(const Tensor& x, const Tensor& weight, WeightLayout layout, const Tensor& bias = Tensor(),
+                  Tensor addend = Tensor());
 
 // --- embedding
 Tensor embedding(const Tensor& ids, const Tensor& table);  // ids i32/i64 [...]; table [V, C] -> [..., C]

@@ -19,7 +19,7 @@ HoulsbyAdapter::HoulsbyAdapter(int64_t dim, const AdapterConfig& config, Generat
   adapter_up->weight.zero_();  // the model starts unchanged
 }
 
-Tensor HoulsbyAdapter::adapt(const Tensor& /*x*/, const Tensor& y) const {
+Tensor HoulsbyAdapter::adapt(const Tensor& /*x*/, Tensor y) const {
   Tensor h = adapter_down->forward(y);
   h = relu_ ? ops::relu(h) : ops::gelu(h, /*tanh_approximation=*/false);
   return ops::add(y, adapter_up->forward(h));

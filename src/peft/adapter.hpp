@@ -28,7 +28,7 @@ struct AdapterConfig {
 class HoulsbyAdapter : public nn::ProjectionAdapter {
  public:
   HoulsbyAdapter(int64_t dim, const AdapterConfig& config, Generator& gen);
-  Tensor adapt(const Tensor& x, const Tensor& y) const override;  // y + up(act(down(y)))
+  Tensor adapt(const Tensor& x, Tensor y) const override;  // y + up(act(down(y)))
   std::string kind() const override { return "adapter"; }
 
   std::shared_ptr<nn::Linear> adapter_down;  // dim -> width, with bias

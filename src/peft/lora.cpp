@@ -111,10 +111,11 @@ LoraLayer::LoraLayer(int64_t in, int64_t out, const LoraConfig& config, Generato
 
 // The scale is applied to the rank-r activation A x ([..., r]) rather than to B A x ([..., out]):
 // the same product, but the scale's forward and backward passes touch r columns instead of out.
-Tensor LoraLayer::adapt(const Tensor& x, const Tensor& y) const {
+// B h is added by B's gemm into y's own buffer (y is the base layer's fresh output): no add pass.
+Tensor LoraLayer::adapt(const Tensor& x, Tensor y) const {
   if (merged) return y;
   Tensor h = ops::scale(lora_A->forward(ops::dropout(x, dropout, is_training())), scale);
-  return ops::add(y, lora_B->forward(h));
+  return ops::projection(h, lora_B->weight, ops::WeightLayout::out_in, Tensor(), std::move(y));
 }
 
 Tensor LoraLayer::delta_weight() const { return ops::scale(ops::matmul(lora_B->weight, lora_A->weight), scale); }

@@ -39,7 +39,7 @@ std::vector<std::string> default_lora_targets(const std::string& model_type);
 class LoraLayer : public nn::ProjectionAdapter {
  public:
   LoraLayer(int64_t in_features, int64_t out_features, const LoraConfig& config, Generator& gen);
-  Tensor adapt(const Tensor& x, const Tensor& y) const override;  // y + scale * B(A(dropout(x))), or y when merged
+  Tensor adapt(const Tensor& x, Tensor y) const override;  // y + scale * B(A(dropout(x))), or y when merged
   std::string kind() const override { return "lora"; }
 
   Tensor delta_weight() const;  // scale * B @ A, [out, in]

@@ -48,6 +48,45 @@ OpCase linear_case(InputSpec x, InputSpec w, bool bias, const std::string& varia
   return c;
 }
 
+// projection with W [in, out] (Hugging Face's Conv1D) and/or an addend [..., out]: the reference
+// transposes W to linear's layout and adds the addend.
+Ref ref_projection(const Ref& x, const Ref& w, ops::WeightLayout layout, const Ref* bias, const Ref* addend) {
+  Ref w_out_in = w;
+  if (layout == ops::WeightLayout::in_out) {
+    const int64_t in = w.shape[0], out = w.shape[1];
+    w_out_in = Ref({out, in});
+    for (int64_t i = 0; i < in; ++i)
+      for (int64_t o = 0; o < out; ++o) w_out_in.v[size_t(o * in + i)] = w.v[size_t(i * out + o)];
+  }
+  Ref r = ref_linear(x, w_out_in, bias);
+  if (addend)
+    for (size_t i = 0; i < r.v.size(); ++i) r.v[i] += addend->v[i];
+  return r;
+}
+
+// The addend arrives here as a copy the harness still holds, so this checks the copying path; the
+// in-place one is in projection_addend_test.cpp.
+OpCase projection_case(InputSpec x, InputSpec w, ops::WeightLayout layout, bool bias, bool addend,
+                       const std::string& variant) {
+  OpCase c;
+  c.op = "projection";
+  c.variant = variant;
+  c.inputs = {x, w};
+  const int64_t out = w.shape[layout == ops::WeightLayout::in_out ? 1 : 0];
+  Shape out_shape = x.shape;
+  out_shape.back() = out;
+  if (bias) c.inputs.push_back(in({out}));
+  if (addend) c.inputs.push_back(in(out_shape));
+  c.run = [layout, bias, addend](const std::vector<Tensor>& t) {
+    return std::vector<Tensor>{
+        ops::projection(t[0], t[1], layout, bias ? t[2] : Tensor(), addend ? t[bias ? 3 : 2] : Tensor())};
+  };
+  c.reference = [layout, bias, addend](const std::vector<Ref>& t) {
+    return std::vector<Ref>{ref_projection(t[0], t[1], layout, bias ? &t[2] : nullptr, addend ? &t[2] : nullptr)};
+  };
+  return c;
+}
+
 constexpr uint64_t kRandomSeed = 303;
 
 Shape with_matrix(Shape batch, int64_t rows, int64_t cols) {
@@ -71,6 +110,16 @@ void add_random_shape_cases(std::vector<OpCase>& cases) {
     bool bias = draw_bool(rng);
     return linear_case(in_random(rng, x), in_random(rng, w), bias, bias ? "bias" : "no bias");
   });
+  add_random_cases(cases, kRandomSeed, "projection", 4, [](Rng& rng) {
+    Shape x = draw_small_shape(rng, int(draw_int(rng, 1, 3)));
+    const auto layout = draw_bool(rng) ? ops::WeightLayout::in_out : ops::WeightLayout::out_in;
+    const int64_t out = draw_int(rng, 1, 9);
+    Shape w = layout == ops::WeightLayout::in_out ? Shape{x.back(), out} : Shape{out, x.back()};
+    const bool addend = draw_bool(rng), bias = !addend && draw_bool(rng);
+    std::string variant = layout == ops::WeightLayout::in_out ? "W [in, out]" : "W [out, in]";
+    variant += addend ? ", addend" : bias ? ", bias" : "";
+    return projection_case(in_random(rng, x), in_random(rng, w), layout, bias, addend, variant);
+  });
 }
 
 LD_OP_CASES {
@@ -88,6 +137,13 @@ LD_OP_CASES {
       linear_case(in({2, 2, 70}), in({70, 70}), false, "square, no bias: matmul primitive"),
       // 70 rows: the weight gradient dY^T X has K = 70 >= 64 and a narrow side, the primitive's TN path
       linear_case(in({70, 9}), in({5, 9}), true, "weight gradient through the matmul primitive"),
+      projection_case(in({2, 3, 5}), in({5, 4}), ops::WeightLayout::in_out, true, false, "W [in, out], bias"),
+      projection_case(in({5, 7}, Layout::transposed), in({7, 3}, Layout::transposed), ops::WeightLayout::in_out,
+                      false, false, "W [in, out] transposed view, transposed input"),
+      projection_case(in({70, 9}), in({9, 5}), ops::WeightLayout::in_out, true, false,
+                      "W [in, out], weight gradient through the matmul primitive"),
+      projection_case(in({2, 3, 5}), in({4, 5}), ops::WeightLayout::out_in, false, true, "W [out, in], addend"),
+      projection_case(in({3, 96}), in({96, 40}), ops::WeightLayout::in_out, false, true, "W [in, out], addend"),
   };
   // Decoding shapes: the small-M kernel (gemm.cpp -> small_m_gemm.cpp) for 1..8 rows, each register
   // blocking, tails in k (260, 300 are not multiples of 16), in the rows of W [n, k] (2053) and the
