@@ -235,11 +235,11 @@ int gemm_case(const Options& o) {
     failures += !run_shape(o, "gemm", label(base, " fwd"), flops, [&] {
       return Measured{[x, w, result] { *result = ld::ops::linear(x, w); }, drop};
     });
-    // dX[N,in] = dY W, the product LinearBackward does for the input gradient
+    // dX[N,in] = dY W, the product ProjectionBackward does for the input gradient
     failures += !run_shape(o, "gemm", label(base, " dX"), flops, [&] {
       return Measured{[dy, w, result] { *result = ld::ops::matmul(dy, w); }, drop};
     });
-    // dW[out,in] = dY^T X, read through the transposed view as LinearBackward does
+    // dW[out,in] = dY^T X, read through the transposed view as ProjectionBackward does
     failures += !run_shape(o, "gemm", label(base, " dW"), flops, [&] {
       return Measured{[dy, x, result] { *result = ld::ops::matmul(dy.transpose(0, 1), x); }, drop};
     });
