@@ -4,6 +4,7 @@
 // classify, multitask and continual fine-tuning tests share. Made once per process.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -87,6 +88,22 @@ inline std::string train_yaml(const std::filesystem::path& out, int64_t max_step
          ", lr: " + std::to_string(lr) + ", warmup_steps: 0, schedule: constant, weight_decay: 0}\n"
          "checkpoint: {every: 0}\nlog: {every: 1000}\noutput_dir: " + out.string() + "\n";
 }
+
+// Runs a shell command (its output captured, standard error too) and expects it to succeed.
+inline std::string run_command(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[512];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  EXPECT_EQ(p ? pclose(p) : -1, 0) << cmd << "\n" << out;
+  return out;
+}
+
+#ifdef LIANDAN_BINARY
+// liandan (the built binary) with these arguments.
+inline std::string run_cli(const std::string& args) { return run_command(std::string(LIANDAN_BINARY) + " " + args); }
+#endif
 
 // The eval lines of a run's metrics.jsonl.
 inline std::vector<nlohmann::json> eval_lines(const std::filesystem::path& run_dir) {

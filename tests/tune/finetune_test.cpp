@@ -43,6 +43,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ld::test::TempDir;
+using test::run_cli;
 
 // The base folder, its data and a scratch area, made once per process.
 struct Fixture {
@@ -99,16 +100,6 @@ double mean(const std::vector<double>& v, size_t first, size_t count) {
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string run_cli(const std::string& args) {
-  const std::string cmd = std::string(LIANDAN_BINARY) + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[512];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  EXPECT_EQ(p ? pclose(p) : -1, 0) << cmd << "\n" << out;
-  return out;
 }
 
 // One LoRA SFT run (all-linear, an evaluation at its end), trained once, its task kept in memory.
