@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dist/communicator.hpp"
+#include "models/tiny_transformer.hpp"
 #include "test_util.hpp"
 #include "train/trainer.hpp"
 #include "train/trainer_fixture.hpp"
@@ -80,5 +81,19 @@ inline void expect_same_losses(const std::vector<double>& got, const std::vector
                                                             << i % (got.size() / 2) + 1;
 }
 
+
+// A 2-layer GPT-2 of width 32 (vocabulary 64, 16 positions): the model- and data-parallel tests'.
+inline models::StackConfig tiny_stack() {
+  models::StackConfig c;
+  c.kind = models::StackKind::gpt2;
+  c.n_layer = 2;
+  c.n_head = 4;
+  c.n_kv_head = 4;
+  c.n_embd = 32;
+  c.vocab_size = 64;
+  c.n_positions = 16;
+  c.intermediate_size = 128;
+  return c;
+}
 
 }  // namespace ld::dist::fixture

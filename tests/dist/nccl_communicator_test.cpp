@@ -28,6 +28,7 @@
 #include "io/hf_config.hpp"
 #include "models/gpt2.hpp"
 #include "ops/ops.hpp"
+#include "dist/dist_fixture.hpp"
 #include "test_util.hpp"
 #include "train/objectives.hpp"
 #endif
@@ -334,19 +335,6 @@ TEST_F(NcclCommunicatorTest, HostBuffersAndBadRanksAreClearErrors) {
 
 // --- data-parallel gradient averaging over NCCL (through StagedNccl) against the CPU's
 
-models::StackConfig tiny_stack() {
-  models::StackConfig c;
-  c.kind = models::StackKind::gpt2;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.n_kv_head = 4;
-  c.n_embd = 32;
-  c.vocab_size = 64;
-  c.n_positions = 16;
-  c.intermediate_size = 128;
-  return c;
-}
-
 Tensor ids_for(int rank, uint64_t salt) {
   std::mt19937_64 rng(1000 + uint64_t(rank) * 10 + salt);
   std::vector<int64_t> ids(16);
@@ -359,7 +347,7 @@ Tensor ids_for(int rank, uint64_t salt) {
 // ZeRO stages 1 and 2 all-gather into every rank).
 std::vector<float> data_parallel_step(Communicator& comm, int zero) {
   Generator gen(21);
-  models::Gpt2LMHeadModel model(io::make_hf_config(tiny_stack(), true), gen);
+  models::Gpt2LMHeadModel model(io::make_hf_config(fixture::tiny_stack(), true), gen);
   const auto named = model.named_parameters();
   DataParallel dp(comm, named, DataParallelOptions{.zero_stage = zero, .bucket_bytes = 8192});
   dp.start_step();

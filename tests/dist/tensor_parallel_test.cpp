@@ -21,6 +21,7 @@
 #include "io/hf_config.hpp"
 #include "models/gpt2.hpp"
 #include "ops/ops.hpp"
+#include "dist/dist_fixture.hpp"
 #include "test_util.hpp"
 #include "train/adamw.hpp"
 #include "train/objectives.hpp"
@@ -155,24 +156,11 @@ TEST(TpShard, GroupedSplitTakesEachRanksSliceOfEveryGroupAndGathersBack) {
 
 // --- the model
 
-models::StackConfig tiny_stack() {
-  models::StackConfig c;
-  c.kind = models::StackKind::gpt2;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.n_kv_head = 4;
-  c.n_embd = 32;
-  c.vocab_size = 64;
-  c.n_positions = 16;
-  c.intermediate_size = 128;
-  return c;
-}
-
 // A random GPT-2 whose biases and LayerNorm parameters are not 0 and 1 (a bias added on every rank
 // instead of once, or a norm weight lost, must show).
 std::unique_ptr<models::Gpt2LMHeadModel> tiny_gpt2(bool tied, uint64_t seed = 21) {
   Generator gen(seed);
-  auto model = std::make_unique<models::Gpt2LMHeadModel>(io::make_hf_config(tiny_stack(), tied), gen);
+  auto model = std::make_unique<models::Gpt2LMHeadModel>(io::make_hf_config(fixture::tiny_stack(), tied), gen);
   autograd::NoGradGuard no_grad;
   for (auto& [name, p] : model->named_parameters())
     if (p.dim() == 1) p.copy_(ops::add(p, normal(p.shape(), 0.0f, 0.2f, &gen)));
@@ -300,7 +288,7 @@ TEST(TensorParallelGpt2, BadStateDictsAndConfigsAreClearErrors) {
   const std::vector<Case> cases = {
       {"n_head", 24, 3, 96, 64}, {"n_inner", 32, 4, 33, 64}, {"vocab_size", 32, 4, 128, 63}};
   for (const Case& c : cases) {
-    models::StackConfig s = tiny_stack();
+    models::StackConfig s = fixture::tiny_stack();
     s.n_embd = c.n_embd, s.n_head = s.n_kv_head = c.n_head, s.vocab_size = c.vocab;
     io::HfModelConfig hf = io::make_hf_config(s, true);
     hf.stack.intermediate_size = c.n_inner;  // n_inner (make_hf_config sets 4 n_embd)
