@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/cpu/spin_pool.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
@@ -216,7 +217,11 @@ void DecodeStep::Impl::mlp(const detail::LayerWeights& l) {
 }
 
 DecodeStep::DecodeStep(const models::CausalLM& model, models::KvCache& cache)
-    : impl_(std::make_unique<Impl>(model, cache)) {}
+    : impl_(std::make_unique<Impl>(model, cache)) {
+  // The steps' products run on cpu::SpinPool; OpenMP's workers, still spinning after the prefill,
+  // would compete with it for the cores.
+  cpu::release_openmp_workers();
+}
 
 DecodeStep::~DecodeStep() = default;
 

@@ -2,15 +2,15 @@
 // W [n, k]: per block of R rows of W, M*R accumulators of 16 lanes run over k; every W vector is
 // loaded once and used by all M rows of X (X is small and stays in L1). R shrinks as M grows so the accumulators fit the 32 vector registers. W [k, n]: per block
 // of 16*NB columns, the accumulators are rows of Y and each row of W is broadcast-multiplied. The
-// outputs are split into one contiguous range per thread, so each core streams its own part of W.
+// outputs are split into contiguous ranges that SpinPool's threads claim, so each core streams its
+// own parts of W.
 #include "backend/cpu/small_m_gemm.hpp"
+
+#include "backend/cpu/spin_pool.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -37,24 +37,10 @@ namespace ld::cpu {
 
 namespace {
 
-// Below this many multiply-adds one thread does it all. A decode step is a chain of such products,
-// and every parallel region is a fork-join. With libgomp's default wait policy (workers spin a
-// while before sleeping) one costs about 2 us, and from 512 KB of f32 weights the second core pays
-// for it (quiet 2-core VM: tiny decode 4316 against 3432 tok/s with a 2 MB floor, small 920 against
-// 830). With OMP_WAIT_POLICY=PASSIVE workers sleep at once and a region costs tens of microseconds:
-// then only products from 2 MB go parallel (at 512 KB tiny fell from 2730 to 1165 tok/s).
-bool passive_wait_policy() {
-  const char* policy = std::getenv("OMP_WAIT_POLICY");
-  if (policy == nullptr) return false;
-  std::string p(policy);
-  std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return p == "passive";
-}
-
-int64_t min_parallel_work() {
-  static const int64_t work = passive_wait_policy() ? int64_t(1) << 19 : int64_t(1) << 17;
-  return work;
-}
+// Below this many multiply-adds (512 KB of f32 weights) one thread does it all: a decode step is a
+// chain of such products, and below it the second core does not pay for the hand-off even from the
+// spinning SpinPool (quiet 2-core VM: tiny decode 4316 against 3432 tok/s with a 2 MB floor).
+constexpr int64_t kMinParallelWork = int64_t(1) << 17;
 
 #if defined(LD_SMALL_M_AVX512)
 
@@ -231,6 +217,53 @@ void block_kn_pairs(int64_t k, const float* x, int64_t ldx, const uint16_t* w, i
       }
 }
 
+// One row of X against columns [lo, hi) of bf16 W [k, n], four rows of W at a time, the sums kept
+// in L1 between them (even and odd columns of each 32-column group side by side, interleaved once at
+// the end): each row of W is read as one contiguous run of hi - lo weights. block_kn_pairs, with its
+// sums in registers, reads 256-byte pieces of rows n weights apart, which streams worse from DRAM
+// (GPT-2 124M bf16 decode: 127 against 138 tok/s). For f32 W the same change gained nothing.
+void col_range_pairs_streamed(int64_t lo, int64_t hi, int64_t k, const float* x, const uint16_t* w, int64_t ldw,
+                              float* y, bool accumulate) {
+  const int64_t width = hi - lo, groups = (width + 31) / 32;
+  thread_local std::vector<float> sum_buffer;
+  sum_buffer.assign(static_cast<size_t>(groups * 32), 0.0f);
+  float* sum = sum_buffer.data();
+  int64_t kk = 0;
+  for (; kk + 4 <= k; kk += 4) {
+    const uint16_t* w0 = w + kk * ldw + lo;
+    const __m512 x0 = _mm512_set1_ps(x[kk]), x1 = _mm512_set1_ps(x[kk + 1]);
+    const __m512 x2 = _mm512_set1_ps(x[kk + 2]), x3 = _mm512_set1_ps(x[kk + 3]);
+    for (int64_t g = 0; g < groups; ++g) {
+      const __mmask32 mask = lanes32(width - 32 * g);
+      __m512 even = _mm512_loadu_ps(sum + 32 * g), odd = _mm512_loadu_ps(sum + 32 * g + 16), l, h;
+      widen_pairs(load32(w0 + 32 * g, mask), l, h);
+      even = _mm512_fmadd_ps(x0, l, even), odd = _mm512_fmadd_ps(x0, h, odd);
+      widen_pairs(load32(w0 + ldw + 32 * g, mask), l, h);
+      even = _mm512_fmadd_ps(x1, l, even), odd = _mm512_fmadd_ps(x1, h, odd);
+      widen_pairs(load32(w0 + 2 * ldw + 32 * g, mask), l, h);
+      even = _mm512_fmadd_ps(x2, l, even), odd = _mm512_fmadd_ps(x2, h, odd);
+      widen_pairs(load32(w0 + 3 * ldw + 32 * g, mask), l, h);
+      even = _mm512_fmadd_ps(x3, l, even), odd = _mm512_fmadd_ps(x3, h, odd);
+      _mm512_storeu_ps(sum + 32 * g, even);
+      _mm512_storeu_ps(sum + 32 * g + 16, odd);
+    }
+  }
+  for (; kk < k; ++kk) {
+    const __m512 xv = _mm512_set1_ps(x[kk]);
+    for (int64_t g = 0; g < groups; ++g) {
+      __m512 l, h;
+      widen_pairs(load32(w + kk * ldw + lo + 32 * g, lanes32(width - 32 * g)), l, h);
+      _mm512_storeu_ps(sum + 32 * g, _mm512_fmadd_ps(xv, l, _mm512_loadu_ps(sum + 32 * g)));
+      _mm512_storeu_ps(sum + 32 * g + 16, _mm512_fmadd_ps(xv, h, _mm512_loadu_ps(sum + 32 * g + 16)));
+    }
+  }
+  float* yr = y + lo;
+  for (int64_t j = 0; j < width; ++j) {
+    const float v = sum[j / 32 * 32 + (j % 2) * 16 + (j % 32) / 2];
+    yr[j] = accumulate ? yr[j] + v : v;
+  }
+}
+
 template <int M>
 void row_range_pairs(int64_t lo, int64_t hi, int64_t k, const float* xd, int64_t kp, const uint16_t* w, int64_t ldw,
                      float* y, int64_t ldy, bool accumulate) {
@@ -243,6 +276,7 @@ void row_range_pairs(int64_t lo, int64_t hi, int64_t k, const float* xd, int64_t
 template <int M>
 void col_range_pairs(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                      float* y, int64_t ldy, bool accumulate) {
+  if constexpr (M == 1) return col_range_pairs_streamed(lo, hi, k, x, w, ldw, y, accumulate);
   for (int64_t j = lo; j < hi; j += 128) block_kn_pairs<M>(k, x, ldx, w + j, ldw, y + j, ldy, accumulate, hi - j);
 }
 
@@ -299,9 +333,10 @@ void row_range(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t ldx, c
 template <int M, typename W>
 void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, bool w_kn, float* y,
            int64_t ldy, bool accumulate) {
-  // chunks in multiples of 8 rows of W [n, k] (128 columns of W [k, n]), so each thread's blocks
-  // are full but its last
-  const int64_t align = w_kn ? 128 : 8;
+  // Chunks in multiples of 8 rows of W [n, k], so each thread's blocks are full but its last, and
+  // of 16 columns of W [k, n]: 128 (a whole block) split n = 384 into 256 + 128 (small decode 1130
+  // against 1200 tok/s with 16).
+  const int64_t align = w_kn ? 16 : 8;
 #if defined(LD_SMALL_M_AVX512)
   constexpr bool paired = std::is_same_v<W, uint16_t>;
   const int64_t kp = (k + 31) / 32 * 32;
@@ -326,17 +361,11 @@ void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_
     }
     row_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
   };
-  if (M * n * k < min_parallel_work() || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  if (M * n * k < kMinParallelWork || omp_get_max_threads() == 1) {
     range(0, n);
     return;
   }
-#pragma omp parallel
-  {
-    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t chunk = ((n + threads - 1) / threads + align - 1) / align * align;
-    const int64_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
-    if (lo < hi) range(lo, hi);
-  }
+  spin_parallel_ranges(n, align, range);
 }
 
 template <typename W>
