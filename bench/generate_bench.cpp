@@ -10,9 +10,14 @@
 //
 // Usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] [--dtype float32|bfloat16]
 //            [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] [--arch gpt2|llama] [--tag S]
-//            [--decode fused|general]
+//            [--decode fused|general] [--device cpu|cuda|cuda:N]
 // --decode general runs every decode step through model.run() instead of infer::DecodeStep (what
 // infer::generate uses for these models), to measure what the fused step saves.
+// --device puts the weights, the prompt and the KV cache there (nn::Module::to, as train.device) and
+// synchronizes it before each timer read, as the peer does. The fused step is host code, so a device
+// decodes through model.run() (--decode general, its default there), as infer::generate does. The
+// cache is made once and reset before each generation: on a device the warm-up moves it there, so
+// the timed reps find it in place, as the peer allocates its cache before starting the timer.
 // --arch llama runs a LLaMA stack of the same sizes (intermediate_size 8C/3: the same parameter count
 // as GPT-2's 4C MLP), for use while GPT-2 cannot be built.
 #include <algorithm>
@@ -29,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/grad_mode.hpp"
+#include "backend/backend.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
@@ -37,6 +43,7 @@
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
 #include "ops/ops.hpp"
+#include "train/run_config.hpp"
 
 namespace {
 
@@ -53,14 +60,15 @@ struct Options {
   int64_t prompt_len = 16;
   std::string arch = "gpt2";
   std::string tag;
-  std::string decode = "fused";
+  std::string decode;  // fused on the host, general on a device
+  std::string device = "cpu";
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_generate: " << message << "\n"
             << "usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] "
                "[--dtype float32|bfloat16] [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] "
-               "[--arch gpt2|llama] [--tag S] [--decode fused|general]\n";
+               "[--arch gpt2|llama] [--tag S] [--decode fused|general] [--device cpu|cuda|cuda:N]\n";
   std::exit(2);
 }
 
@@ -83,6 +91,7 @@ Options parse(int argc, char** argv) {
       else if (a == "--arch") o.arch = value();
       else if (a == "--tag") o.tag = value();
       else if (a == "--decode") o.decode = value();
+      else if (a == "--device") o.device = value();
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -90,7 +99,10 @@ Options parse(int argc, char** argv) {
   }
   if (o.dtype != "float32" && o.dtype != "bfloat16") usage_error("--dtype must be float32 or bfloat16");
   if (o.arch != "gpt2" && o.arch != "llama") usage_error("--arch must be gpt2 or llama");
+  if (o.decode.empty()) o.decode = o.device == "cpu" ? "fused" : "general";
   if (o.decode != "fused" && o.decode != "general") usage_error("--decode must be fused or general");
+  if (o.decode == "fused" && o.device != "cpu")
+    usage_error("--decode fused is host code (infer::DecodeStep); on --device " + o.device + " use --decode general");
   if (o.batch < 1 || o.reps < 1 || o.new_tokens < 2 || o.prompt_len < 1 || o.threads < 1)
     usage_error("--batch, --reps, --prompt-len, --threads must be >= 1 and --new-tokens >= 2");
   return o;
@@ -110,8 +122,6 @@ ld::models::StackConfig stack_for(const Options& o) {
   return s;
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -122,18 +132,29 @@ struct Timing {
   double prefill_s = 0, decode_s = 0;
 };
 
+// The time once the work queued on `backend` (a device's stream) is done.
+Clock::time_point synchronized_now(ld::Backend& backend) {
+  backend.synchronize();
+  return Clock::now();
+}
+
+double seconds_since(ld::Backend& backend, Clock::time_point t0) {
+  return std::chrono::duration<double>(synchronized_now(backend) - t0).count();
+}
+
 // One generation: prefill, then new_tokens - 1 decode steps. The argmax is read back to the host
 // each step, as a generation loop has to (the peer's .item()/cat does the same work).
-Timing generate_once(const ld::models::CausalLM& model, const Tensor& prompt, const Options& o) {
-  ld::models::KvCache cache = model.make_cache(o.batch, o.prompt_len + o.new_tokens);
+Timing generate_once(const ld::models::CausalLM& model, ld::models::KvCache& cache, const Tensor& prompt,
+                     const Options& o, ld::Backend& backend) {
+  cache.reset();
   Timing t;
-  auto c0 = Clock::now();
+  auto c0 = synchronized_now(backend);
   Tensor logits = model.run({.ids = prompt, .cache = &cache, .attention_mask = Tensor(), .last_position_only = true})
                       .logits;
   Tensor next = ld::ops::argmax(logits, -1);  // [B, 1] i64
-  std::vector<int64_t> tokens = next.to_vector<int64_t>();
-  t.prefill_s = seconds_since(c0);
-  auto d0 = Clock::now();
+  std::vector<int64_t> tokens = next.to(ld::kCPU).to_vector<int64_t>();
+  t.prefill_s = seconds_since(backend, c0);
+  auto d0 = synchronized_now(backend);
   if (o.decode == "fused") {
     ld::infer::DecodeStep step(model, cache);
     const std::vector<int64_t> no_padding(static_cast<size_t>(o.batch), 0);
@@ -145,15 +166,15 @@ Timing generate_once(const ld::models::CausalLM& model, const Tensor& prompt, co
         tokens[static_cast<size_t>(b)] = std::max_element(row.begin(), row.end()) - row.begin();
       }
     }
-    t.decode_s = seconds_since(d0);
+    t.decode_s = seconds_since(backend, d0);
     return t;
   }
   for (int64_t step = 1; step < o.new_tokens; ++step) {
     logits = model.run({.ids = next, .cache = &cache, .attention_mask = Tensor(), .last_position_only = true}).logits;
     next = ld::ops::argmax(logits, -1);
-    tokens = next.to_vector<int64_t>();
+    tokens = next.to(ld::kCPU).to_vector<int64_t>();
   }
-  t.decode_s = seconds_since(d0);
+  t.decode_s = seconds_since(backend, d0);
   return t;
 }
 
@@ -163,23 +184,27 @@ int main(int argc, char** argv) {
   Options o = parse(argc, argv);
   try {
     ld::set_num_threads(o.threads);
+    const ld::Device device = ld::train::usable_device(o.device, "--device");  // one clear error if absent
     ld::autograd::NoGradGuard no_grad;
     ld::io::HfModelConfig hf = ld::io::make_hf_config(stack_for(o), /*tie_word_embeddings=*/true);
     ld::Generator gen(1234);
     std::unique_ptr<ld::models::CausalLM> model = ld::models::make_causal_lm(hf, gen);
-    if (o.dtype == "bfloat16") ld::infer::to_bf16_weights(*model);
+    if (o.dtype == "bfloat16") ld::infer::to_bf16_weights(*model);  // rounded on the host, then moved
+    model->to(device);
+    ld::Backend& backend = ld::backend_for(device);
+    ld::models::KvCache cache = model->make_cache(o.batch, o.prompt_len + o.new_tokens);
     std::mt19937_64 rng(0);
     std::uniform_int_distribution<int64_t> pick(0, hf.stack.vocab_size - 1);
     std::vector<int64_t> ids(static_cast<size_t>(o.batch * o.prompt_len));
     for (auto& id : ids) id = pick(rng);
-    Tensor prompt = ld::from_vector(ids, {o.batch, o.prompt_len});
+    const Tensor prompt = ld::from_vector(ids, {o.batch, o.prompt_len}).to(device);
 
     std::cerr << "liandan_bench_generate: " << o.config << " (" << o.arch << ") batch " << o.batch << " " << o.dtype
-              << ", warm-up\n";
-    generate_once(*model, prompt, o);
+              << " on " << device.str() << ", warm-up\n";
+    generate_once(*model, cache, prompt, o, backend);
     std::vector<double> prefill, decode, e2e;
     for (int r = 0; r < o.reps; ++r) {
-      Timing t = generate_once(*model, prompt, o);
+      Timing t = generate_once(*model, cache, prompt, o, backend);
       prefill.push_back(t.prefill_s);
       decode.push_back(t.decode_s);
       e2e.push_back(t.prefill_s + t.decode_s);
@@ -206,6 +231,7 @@ int main(int argc, char** argv) {
         {"e2e_tok_s_median", B * double(o.new_tokens) / median(e2e)},
         {"tag", o.tag},
         {"decode", o.decode},
+        {"device", device.str()},
     };
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {

@@ -5,8 +5,10 @@
 #      distributed tests (NCCL ones where built);
 #   3. GPT-2 124M training on CUDA (T=1024, batch 32, else 8 when 32 does not fit; random tokens;
 #      bf16 autocast; AdamW): tokens/s and MFU against 790 TFLOP/s through liandan_bench_train
-#      --device cuda, and the peer's bench_train.py (torch.compile, sdpa, fused AdamW) and
-#      bench_infer.py decode at batch 1 and 32 when this machine's torch has CUDA;
+#      --device cuda, and the peer's bench_train.py (torch.compile, sdpa, fused AdamW) when this
+#      machine's torch has CUDA; then GPT-2 124M greedy decode at batch 1 and 32, fp32 and bf16
+#      weights: liandan_bench_generate --device cuda beside the peer's bench_infer.py (when torch
+#      has CUDA), one table with the ratio;
 #   4. microbenchmarks (bench/cuda/cuda_bench.cpp): bf16 and fp32 GEMM at 4096^3, attention
 #      forward/backward at B=8 H=12 T=1024 D=64 causal, and PyTorch's numbers for the same shapes
 #      when this machine's torch has CUDA.
@@ -61,7 +63,7 @@ ctest --test-dir "$build" -L "cuda|dist" --output-on-failure -j4 --timeout 600 >
   fi
 } >>"$report"
 
-section "GPT-2 124M training on CUDA (T=1024, bf16 autocast, random tokens)"
+section "GPT-2 124M on CUDA: training (T=1024, bf16 autocast, random tokens) and decode"
 # The peer (/work/shared/bench): beside the checkout as ../shared, or where PEER_BENCH says.
 peer=${PEER_BENCH:-}
 for d in ../shared/bench /work/shared/bench; do [ -z "$peer" ] && [ -f "$d/bench_train.py" ] && peer=$d; done
@@ -85,14 +87,27 @@ if [ "$torch_cuda" = 1 ] && [ -n "$peer" ]; then
       --steps 10 --tag "${compile:+compiled}${compile:-eager}" >>"$train_json" 2>>"$OUT/train_peer.log" ||
       echo "peer bench_train.py $compile failed: $(tail -1 "$OUT/train_peer.log")" >>"$report"
   done
-  for batch in 1 32; do
-    timeout 120 python3 "$peer/bench_infer.py" --config gpt2-124M --device cuda --dtype bfloat16 --batch "$batch" \
-      >>"$OUT/infer_peer.jsonl" 2>>"$OUT/infer_peer.log" || echo "peer bench_infer.py --batch $batch failed" >>"$report"
+  for dtype in float32 bfloat16; do
+    for batch in 1 32; do
+      timeout 120 python3 "$peer/bench_infer.py" --config gpt2-124M --device cuda --dtype "$dtype" --batch "$batch" \
+        >>"$OUT/infer_peer.jsonl" 2>>"$OUT/infer_peer.log" ||
+        echo "peer bench_infer.py --dtype $dtype --batch $batch failed" >>"$report"
+    done
   done
 else
   echo "no peer comparison: torch with CUDA ($torch_cuda) and the peer's bench folder (${peer:-not found}) are both needed." >>"$report"
 fi
-python3 - "$train_json" "$OUT/infer_peer.jsonl" >>"$report" 2>&1 <<'PY'
+# liandan's decode on the device: weights (f32, or bf16 widened per product) and the KV cache there.
+for dtype in float32 bfloat16; do
+  for batch in 1 32; do
+    timeout 120 "$build/bench/liandan_bench_generate" --config gpt2-124M --device cuda --dtype "$dtype" \
+      --batch "$batch" --reps 5 >>"$OUT/infer_liandan.jsonl" 2>>"$OUT/infer_liandan.log" || {
+      echo "liandan_bench_generate --dtype $dtype --batch $batch failed: $(tail -1 "$OUT/infer_liandan.log")" >>"$report"
+      status=1
+    }
+  done
+done
+python3 - "$train_json" "$OUT/infer_peer.jsonl" "$OUT/infer_liandan.jsonl" >>"$report" 2>&1 <<'PY'
 import json, os, sys
 def rows(path):
     if not os.path.exists(path):
@@ -111,16 +126,23 @@ for j in rows(sys.argv[1]):
         j.get("program", "torch"), j.get("tag", ""), j.get("B"), j.get("precision", j.get("dtype")), j["tokens_per_s"],
         tflops, 100 * tflops / 790, j["median_step_s"], j.get("loss_first", float("nan")),
         j.get("loss_last", float("nan"))))
-infer = rows(sys.argv[2])
-if infer:
-    print()
-    print("| peer decode (gpt2-124M bf16) | batch | decode tok/s | ms/step |")
-    print("|---|---|---|---|")
-    for j in infer:
-        print("| torch %s | %s | %.0f | %.2f |" % (j.get("torch", ""), j.get("batch"), j.get("decode_tok_s_median", 0),
-                                                 j.get("decode_ms_per_step_median", 0)))
+# Decode: one row per (dtype, batch), liandan beside the peer; ratio = liandan tok/s / torch tok/s.
+peer = {(j.get("dtype"), j.get("batch")): j for j in rows(sys.argv[2])}
+ours = {(j.get("dtype"), j.get("batch")): j for j in rows(sys.argv[3])}
+def cell(j, key, fmt):
+    return fmt % j[key] if j and key in j else "-"
 print()
-print("liandan decode on CUDA: not measured here (liandan_bench_generate has no --device yet).")
+print("| decode gpt2-124M on cuda: dtype | batch | liandan tok/s | torch tok/s | liandan / torch | liandan ms/step | torch ms/step |")
+print("|---|---|---|---|---|---|---|")
+for key in sorted(set(peer) | set(ours), key=lambda k: (k[0] != "float32", k[1] or 0)):
+    p, o = peer.get(key), ours.get(key)
+    ratio = "%.2fx" % (o["decode_tok_s_median"] / p["decode_tok_s_median"]) if o and p else "-"
+    print("| %s | %s | %s | %s | %s | %s | %s |" % (key[0], key[1], cell(o, "decode_tok_s_median", "%.0f"),
+          cell(p, "decode_tok_s_median", "%.0f"), ratio, cell(o, "decode_ms_per_step_median", "%.2f"),
+          cell(p, "decode_ms_per_step_median", "%.2f")))
+print()
+print("bfloat16: the peer casts weights and KV cache to bf16; liandan keeps bf16 weights and widens them to f32 "
+      "for each product (Backend::linear_bf16), with f32 activations and KV cache.")
 PY
 echo "(section took $(($(now) - t0)) s)" >>"$report"
 

@@ -3,7 +3,8 @@
 // task scores: eval/lm_eval.hpp and eval/lm_eval_tasks.hpp). Prints a table; --output also writes the
 // report (settings, metrics, per-item results) as JSON, atomically. Progress goes to stderr on a
 // terminal. --adapter DIR evaluates the model with a saved adapter (LoRA, prompt tuning, Houlsby;
-// peft/peft_io.hpp) attached.
+// peft/peft_io.hpp) attached. --device cuda loads the weights on the host, then moves the model there
+// (nn::Module::to) and evaluates on it; the report is the same.
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "models/causal_lm.hpp"
 #include "peft/peft_io.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "train/run_config.hpp"
 
 namespace ld::cli {
 
@@ -32,6 +34,7 @@ using nlohmann::json;
 struct EvalArgs {
   std::string model, adapter, task, data, fewshot_data, output;
   std::string prompt_template = "{text}\nLabel:";
+  std::string device = "cpu";
   int64_t shots = 0;
   uint64_t seed = 1234;
   int64_t max_new_tokens = 64;
@@ -65,6 +68,7 @@ Loaded load(const EvalArgs& a) {
   }
   l.model = models::load_causal_lm(a.model);
   if (!a.adapter.empty()) peft::load_adapter(*l.model, a.adapter);
+  l.model->to(train::usable_device(a.device, "--device"));  // checked already in run_eval
   return l;
 }
 
@@ -231,6 +235,7 @@ void run_eval(const EvalArgs& a) {
   LD_CHECK(a.task == "ppl" || a.task == "choice" || a.task == "generate" || a.task == "classify", "--task '", a.task,
            "' is unknown (expected ppl, choice, generate or classify)");
   LD_CHECK(a.fewshot_data.empty() || a.task == "choice", "--fewshot-data is for --task choice");
+  train::usable_device(a.device, "--device");  // before reading the data and loading the weights
   std::printf("%-14s %s\n", "task", a.task.c_str());
   json report = a.task == "ppl"        ? run_ppl(a)
                 : a.task == "choice"   ? run_choice(a)
@@ -271,6 +276,7 @@ void add_eval_command(CLI::App& app, std::function<void()>& run) {
   cmd->add_option("--prompt-template", a->prompt_template,
                   "classify: context with {text} (default \"{text}\\nLabel:\")");
   cmd->add_option("--output", a->output, "write the JSON report here");
+  cmd->add_option("--device", a->device, "where the model runs: cpu, cuda (device 0) or cuda:N (default cpu)");
   run = [a] { run_eval(*a); };
 }
 

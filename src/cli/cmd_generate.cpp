@@ -3,7 +3,8 @@
 // top-k 50, top-p 1, min-p off, no repetition penalty); --temperature 0 is greedy. Generation stops
 // at an eos_token_id of generation_config.json or config.json (included in the output, as Hugging Face does) or after
 // --max-new-tokens. --adapter DIR attaches a saved adapter (LoRA, prompt tuning, Houlsby; peft/peft_io.hpp)
-// to the model first; the tokenizer is still the model folder's.
+// to the model first; the tokenizer is still the model folder's. --device cuda loads the weights on the
+// host, then moves the model there (nn::Module::to) and decodes on it; the output is the same.
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "models/causal_lm.hpp"
 #include "peft/peft_io.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "train/run_config.hpp"
 
 namespace ld::cli {
 
@@ -36,6 +38,7 @@ struct GenerateArgs {
   infer::SamplingOptions sampling{.temperature = 1.0f, .top_k = 50};
   uint64_t seed = 0;
   std::string output = "text";
+  std::string device = "cpu";
 };
 
 std::vector<int64_t> parse_ids(const std::string& text) {
@@ -64,6 +67,7 @@ void write_stdout(const std::string& s) {
 void run_generate(const GenerateArgs& a) {
   LD_CHECK(a.has_prompt != a.has_prompt_ids, "generate: give exactly one of --prompt and --prompt-ids");
   infer::validate(a.sampling);  // before loading what may be gigabytes of weights
+  const Device device = train::usable_device(a.device, "--device");  // so is an unusable device
   const io::HfModelConfig config = io::read_hf_config(a.model);
   std::unique_ptr<tok::Tokenizer> tokenizer;
   if (a.has_prompt || a.output == "text") {
@@ -82,6 +86,7 @@ void run_generate(const GenerateArgs& a) {
   }();
   auto model = models::load_causal_lm(a.model);
   if (!a.adapter.empty()) peft::load_adapter(*model, a.adapter);
+  model->to(device);  // the adapter's weights too
 
   infer::GenerateOptions options;
   options.max_new_tokens = a.max_new_tokens;
@@ -127,6 +132,7 @@ void add_generate_command(CLI::App& app, std::function<void()>& run) {
   cmd->add_option("--seed", a->seed, "sampling seed (default 0)");
   cmd->add_option("--output", a->output, "text: stream the decoded text; ids: one line of generated ids (default text)")
       ->check(CLI::IsMember({"text", "ids"}));
+  cmd->add_option("--device", a->device, "where the model runs: cpu, cuda (device 0) or cuda:N (default cpu)");
   run = [a, prompt, prompt_ids] {
     a->has_prompt = prompt->count() > 0;
     a->has_prompt_ids = prompt_ids->count() > 0;

@@ -55,7 +55,10 @@ void score_batch(const models::CausalLM& model, const std::vector<Prepared>& pre
     const auto& in = prepared[rows[size_t(b)]].input;
     std::copy(in.begin(), in.end(), ids.begin() + b * T);
   }
-  Tensor logits = model.forward(from_vector(ids, {B, T})).to(DType::f32).contiguous();
+  // The ids go where the weights are (a device, after nn::Module::to); the logits come back to the host.
+  const std::vector<Tensor> params = model.parameters();
+  const Device device = params.empty() ? kCPU : params.front().device();
+  Tensor logits = model.forward(from_vector(ids, {B, T}).to(device)).to(DType::f32).to(kCPU).contiguous();
   const int64_t V = logits.size(2);
   const float* data = logits.data<float>();
   for (int64_t b = 0; b < B; ++b) {

@@ -678,15 +678,17 @@ std::optional<Device> parse_device(const std::string& name) {
 
 }  // namespace
 
-Device training_device(const TrainSection& train) {
-  const std::optional<Device> device = parse_device(train.device);
-  LD_CHECK(device.has_value(), "train.device: \"", train.device, "\" is not cpu, cuda or cuda:N");
+Device usable_device(const std::string& name, const std::string& option) {
+  const std::optional<Device> device = parse_device(name);
+  LD_CHECK(device.has_value(), option, ": \"", name, "\" is not cpu, cuda or cuda:N");
   try {
     backend_for(*device);  // throws when this build or machine cannot run there
   } catch (const Error& e) {
-    LD_FAIL("train.device=", train.device, ": ", e.what());
+    LD_FAIL(option, "=", name, ": ", e.what());
   }
   return *device;
 }
+
+Device training_device(const TrainSection& train) { return usable_device(train.device, "train.device"); }
 
 }  // namespace ld::train

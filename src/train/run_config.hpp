@@ -221,6 +221,9 @@ std::string config_reference_markdown();
 // train.device as a Device, checked usable here (a build with CUDA and a device to run on); every
 // error names train.device.
 Device training_device(const TrainSection& train);
+// The same for any option naming a device (cpu, cuda, cuda:N), e.g. a command's --device: every
+// error names `option`.
+Device usable_device(const std::string& name, const std::string& option);
 
 size_t levenshtein(const std::string& a, const std::string& b);
 
