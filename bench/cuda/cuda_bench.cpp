@@ -1,8 +1,9 @@
 // CUDA microbenchmarks for the device window (bench/cuda/device_checks.sh): GEMM through the
 // backend's cuBLASLt path (bf16 autocast: f32 buffers rounded to bf16, f32 accumulation; and pure
-// FP32) at 4096^3, and the attention kernels at GPT-2 124M's shape (B=8, H=12, T=1024, D=64,
-// causal). Prints one markdown table row per measurement: name | ms | TFLOP/s. Times are wall
-// clock around `iters` calls after a warm-up, with the stream synchronised at both ends.
+// FP32) at 4096^3, and the attention kernels (FP32 and bf16 tensor cores) at GPT-2 124M's shape
+// (B=8, H=12, T=1024, D=64, causal). Prints one markdown table row per measurement: name | ms |
+// TFLOP/s. Times are wall clock around `iters` calls after a warm-up, with the stream synchronised
+// at both ends.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -59,17 +60,26 @@ void bench_attention(ld::Backend& be) {
   }
   // causal: half of the 4*B*H*T*T*D flops of QK^T and PV
   const double fwd_flops = 4.0 * double(B * H) * double(T) * double(T) * double(D) / 2.0;
-  row("attention fwd fp32 causal B=8 H=12 T=1024 D=64",
-      time_ms(be, 10, [&] { be.attention_forward(a, q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(), lse.data<float>()); }),
-      fwd_flops);
-  row("attention bwd fp32 causal B=8 H=12 T=1024 D=64",
-      time_ms(be, 5,
-              [&] {
-                be.attention_backward(a, q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                      dout.data<float>(), lse.data<float>(), dq.data<float>(), dk.data<float>(),
-                                      dv.data<float>());
-              }),
-      2.5 * fwd_flops);  // FlashAttention's convention: backward = 2.5x the forward's matmul flops
+  // allow_bf16: the tensor-core kernels (bf16 operands, f32 accumulation), else the FP32 ones.
+  for (bool tensor_cores : {false, true}) {
+    a.allow_bf16 = tensor_cores;
+    const std::string kind = tensor_cores ? "bf16 tensor cores" : "fp32";
+    row("attention fwd " + kind + " causal B=8 H=12 T=1024 D=64",
+        time_ms(be, 10,
+                [&] {
+                  be.attention_forward(a, q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                       lse.data<float>());
+                }),
+        fwd_flops);
+    row("attention bwd " + kind + " causal B=8 H=12 T=1024 D=64",
+        time_ms(be, 5,
+                [&] {
+                  be.attention_backward(a, q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                        dout.data<float>(), lse.data<float>(), dq.data<float>(), dk.data<float>(),
+                                        dv.data<float>());
+                }),
+        2.5 * fwd_flops);  // FlashAttention's convention: backward = 2.5x the forward's matmul flops
+  }
 }
 
 }  // namespace

@@ -57,6 +57,9 @@ struct AttentionArgs {
   int64_t q_stride[3]{}, k_stride[3]{}, v_stride[3]{}, o_stride[3]{};
   const float* mask = nullptr;
   int64_t mask_stride[4]{};
+  // The caller accepts bf16 rounding of q, k, v, P and dS inside the kernel (bf16 autocast): a
+  // backend may then use tensor cores (CUDA: unmasked, head dim 64 or 128). The CPU ignores it.
+  bool allow_bf16 = false;
 };
 
 // Rotary position embedding on x [B, T, H, D] (contiguous). positions: i64, [T] if pos_batch_stride is

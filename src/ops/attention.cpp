@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/autocast.hpp"
 #include "ops/op_utils.hpp"
 #include "ops/ops.hpp"
 
@@ -70,6 +71,7 @@ AttentionArgs make_args(const Tensor& q, const Tensor& k, const Tensor& v, const
   a.kv_heads = k.size(1), a.kv_len = k.size(2);
   a.scale = float(scale);
   a.causal = causal;
+  a.allow_bf16 = autocast_precision() == ComputePrecision::bf16;  // tensor cores may round as a bf16 GEMM does
   copy_strides(a.q_stride, q);
   copy_strides(a.k_stride, k);
   copy_strides(a.v_stride, v);

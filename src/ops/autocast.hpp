@@ -3,7 +3,8 @@
 // products of matmul and linear, forward and backward, round their inputs to bf16 or fp16 and
 // accumulate in f32. Tensors stay f32 everywhere (weights, activations, gradients, optimizer state);
 // only the operands a GEMM reads are rounded (fp16 also rounds the product's output, as a real fp16
-// GEMM writes fp16). Everything else (norms, softmax, attention, losses) runs in f32.
+// GEMM writes fp16). Everything else (norms, softmax, attention, losses) runs in f32, except that
+// under bf16 a backend may run unmasked attention on tensor cores (AttentionArgs::allow_bf16).
 //
 // The precision is per thread; a scope restores the one before it, so scopes nest.
 #include <string_view>

@@ -10,6 +10,9 @@
 // group and the query tiles that see it: P is recomputed from lse, dS = P * (dP - delta) * scale,
 // dK and dV accumulate in registers, and dQ is added with atomicAdd (so its last bits vary from
 // run to run).
+// With AttentionArgs::allow_bf16, the common unmasked shapes go to the tensor-core kernels instead
+// (attention_tc.cu), which keep the same lse and buffer contract.
+#include "backend/cuda/attention_tc.hpp"
 #include "backend/cuda/cuda_backend.hpp"
 #include "backend/cuda/device_util.cuh"
 
@@ -256,6 +259,7 @@ void CudaBackend::attention_forward(const AttentionArgs& a, const float* q, cons
   check_args(a);
   const int64_t blocks = a.batch * a.q_heads * ((a.q_len + kTile - 1) / kTile);
   if (blocks == 0 || a.head_dim == 0) return;
+  if (cuda_attention_tc::applies(a, {q, k, v, out})) return cuda_attention_tc::forward(a, q, k, v, out, lse, stream());
   const size_t bytes = sizeof(float) * size_t(kTile * (2 * (a.head_dim + 1) + a.head_dim));
   const ScoreRule rule = score_rule(a);
   cudaStream_t s = stream();
@@ -285,6 +289,8 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const float* q, con
   float* delta_p = static_cast<float*>(delta->data());
   output_grad_dot_kernel<<<cuda::grid_for(rows * 32), cuda::kThreads, 0, s>>>(a, out, dout, delta_p);
   LD_CUDA_CHECK_LAUNCH();
+  if (cuda_attention_tc::applies(a, {q, k, v, out, dout, dq, dk, dv}))
+    return cuda_attention_tc::backward(a, q, k, v, dout, lse, delta_p, dq, dk, dv, s);
   const int64_t blocks = a.batch * a.kv_heads * ((a.kv_len + kTile - 1) / kTile);
   const size_t bytes = sizeof(float) * size_t(4 * kTile * (D + 1) + 2 * kTile * (kTile + 1) + 2 * kTile);
   const ScoreRule rule = score_rule(a);
