@@ -159,6 +159,15 @@ LD_OP_CASES {
       cases.push_back(*c);
     }
   }
+  // One row against W [k, n] splits the rows of W between the threads and adds their sums (k = 303:
+  // a tail of rows after the groups of four; n = 1800: a tail of columns), onto a bias or an addend.
+  for (bool addend : {false, true}) {
+    OpCase c = projection_case(in({1, 303}), in({303, 1800}), ops::WeightLayout::in_out, !addend, addend,
+                               std::string("small M=1, W [k, n], ") + (addend ? "addend" : "bias"));
+    c.check_grad = false;
+    c.forward_rtol = c.forward_atol = 1e-4;
+    cases.push_back(c);
+  }
   add_random_shape_cases(cases);
   return cases;
 }
