@@ -55,20 +55,24 @@ TEST_P(Bf16Linear, LinearMatchesFloat64OnRoundedWeights) {
 
 TEST_P(Bf16Linear, Conv1DMatmulMatchesFloat64OnRoundedWeights) {
   autograd::NoGradGuard no_grad;
-  // n: 14 blocks of 128 columns and a ragged tail; k: rows of W four at a time and two more
+  // n: 14 blocks of 128 columns and a ragged tail; k: rows of W four at a time and two more, split
+  // between the threads for one row of X; with and without a bias (the product accumulates onto it)
   const int64_t m = GetParam(), n = 1800, k = 302;
   Generator gen(11 + uint64_t(m));
-  Tensor x = randn({m, k}, &gen), w = randn({k, n}, &gen).to(DType::bf16);
+  Tensor x = randn({m, k}, &gen), w = randn({k, n}, &gen).to(DType::bf16), b = randn({n}, &gen);
   std::vector<double> wr = rounded(w);
-  std::vector<float> xv = x.to_vector<float>();
-  std::vector<double> want(size_t(m * n));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double acc = 0;
-      for (int64_t kk = 0; kk < k; ++kk) acc += double(xv[size_t(i * k + kk)]) * wr[size_t(kk * n + j)];
-      want[size_t(i * n + j)] = acc;
-    }
-  expect_close(ops::matmul(x, w).to_vector<float>(), want, 1e-4);  // 302-term f32 sums
+  std::vector<float> xv = x.to_vector<float>(), bv = b.to_vector<float>();
+  for (bool with_bias : {false, true}) {
+    std::vector<double> want(size_t(m * n));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = with_bias ? bv[size_t(j)] : 0.0;
+        for (int64_t kk = 0; kk < k; ++kk) acc += double(xv[size_t(i * k + kk)]) * wr[size_t(kk * n + j)];
+        want[size_t(i * n + j)] = acc;
+      }
+    Tensor got = with_bias ? ops::projection(x, w, ops::WeightLayout::in_out, b) : ops::matmul(x, w);
+    expect_close(got.to_vector<float>(), want, 1e-4);  // 302-term f32 sums
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Rows, Bf16Linear, ::testing::Values(1, 2, 3, 4, 5, 8, 20, 33));
