@@ -1,6 +1,6 @@
 #pragma once
 // Gradient clipping by global norm, torch.nn.utils.clip_grad_norm_ semantics (norm_type 2):
-//   norm = sqrt(sum over all grads of g^2)            (accumulated in float64 here)
+//   norm = sqrt(sum over all grads of g^2)            (accumulated in float64 on the host)
 //   coef = max_norm / (norm + 1e-6)
 //   if coef < 1: every grad *= coef, in place         (so a norm just under max_norm, within 1e-6,
 //                                                      is scaled by a coefficient a hair below 1, as torch does)
@@ -13,7 +13,8 @@
 
 namespace ld::train {
 
-// Global L2 norm of the gradients of `params` (parameters without a grad are skipped), in float64.
+// Global L2 norm of the gradients of `params` (parameters without a grad are skipped), in float64;
+// gradients on a device are summed there in f32 (as torch does) and only the sums are read back.
 double grad_norm(const std::vector<Tensor>& params);
 
 // Multiplies every defined gradient by `factor` in place.

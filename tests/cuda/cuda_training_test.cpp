@@ -2,11 +2,13 @@
 // tiny dataset and models (tests/train/trainer_fixture.hpp): nn::Module::to moves weights in place
 // and the forward agrees; 5 GPT-2 and LLaMA pretraining steps give the CPU's losses (1e-4
 // relative); a checkpoint written on the GPU resumes on the CPU as the CPU's own does; a bf16
-// autocast run trains; greedy generation agrees; fine-tuning (LoRA, clm) runs there too.
+// autocast run trains; greedy generation agrees; fine-tuning (LoRA, clm) runs there too; the
+// gradient norm and clipping agree.
 // Every test skips without a device (cuda_test_util.hpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "infer/generate.hpp"
 #include "models/causal_lm.hpp"
 #include "test_util.hpp"
+#include "train/grad_clip.hpp"
 #include "train/run_config.hpp"
 #include "train/stop_request.hpp"
 #include "train/trainer.hpp"
@@ -157,6 +160,28 @@ TEST_F(CudaTraining, LoraFinetuningMatchesTheCpu) {
   const TrainResult cpu = finetune_on("cpu");
   const TrainResult gpu = finetune_on("cuda");
   expect_losses_close(gpu.losses, cpu.losses, 1e-4, "LoRA loss");
+}
+
+// The global gradient norm of gradients on the device (reduced there, read back once) against the
+// host's float64 sum of the same gradients, over a 2-million-element gradient and small ones; clipping
+// scales the device gradients as the host's; an inf gradient makes the norm non-finite.
+TEST_F(CudaTraining, GradNormAndClippingMatchTheCpu) {
+  std::vector<Tensor> on_cpu, on_gpu;
+  for (const Shape& shape : {Shape{1024, 2048}, Shape{3, 5}, Shape{7}}) {
+    Tensor grad = randn(shape, &gen);
+    on_cpu.push_back(zeros(shape).set_requires_grad(true));
+    on_cpu.back().set_grad(grad);
+    on_gpu.push_back(zeros(shape).to(kGPU).set_requires_grad(true));
+    on_gpu.back().set_grad(to_gpu(grad));
+  }
+  const double cpu_norm = train::grad_norm(on_cpu);
+  EXPECT_NEAR(train::grad_norm(on_gpu), cpu_norm, 1e-5 * cpu_norm);
+  train::clip_grads_to(on_cpu, cpu_norm, 1.0);
+  train::clip_grads_to(on_gpu, cpu_norm, 1.0);
+  for (size_t i = 0; i < on_cpu.size(); ++i)
+    expect_close(on_gpu[i].grad(), on_cpu[i].grad(), 1e-6, 1e-7, "clipped grad " + std::to_string(i));
+  on_gpu[1].set_grad(to_gpu(full({3, 5}, std::numeric_limits<float>::infinity())));
+  EXPECT_FALSE(std::isfinite(train::grad_norm(on_gpu)));
 }
 
 }  // namespace
