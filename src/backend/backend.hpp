@@ -8,6 +8,7 @@
 // reference) overrides all of them, and that any other backend lists what it lacks explicitly.
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -86,6 +87,7 @@ struct CrossEntropyArgs {
 };
 
 // One AdamW step over a flat parameter buffer (decoupled weight decay, bias-corrected moments).
+// Backend::adamw_step takes every buffer of a step at once.
 struct AdamWArgs {
   int64_t n = 0;
   float* param = nullptr;
@@ -182,8 +184,9 @@ class Backend {
   virtual void cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse);
   virtual void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows, float* dlogits);
 
-  // --- optimizer
-  virtual void adamw_step(const AdamWArgs& a);
+  // --- optimizer: one AdamW step over each buffer (a model's parameters). A device backend updates
+  // them in a few launches, not one per parameter.
+  virtual void adamw_step(std::span<const AdamWArgs> buffers);
 
  protected:
   [[noreturn]] void not_implemented(std::string_view kernel) const;

@@ -1,5 +1,8 @@
 #include "train/adamw.hpp"
 
+#include <algorithm>
+#include <utility>
+
 #include "backend/backend.hpp"
 #include "ops/ops.hpp"
 
@@ -18,22 +21,29 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(op
 
 void AdamW::step(float grad_scale) {
   ++step_;
+  // One call per backend with every parameter it holds: a GPU updates them in a few launches.
+  std::vector<std::pair<Backend*, std::vector<AdamWArgs>>> per_backend;
+  std::vector<Tensor> contiguous_grads;  // alive until the calls below
   for (Slot& s : slots_) {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
-    g = g.contiguous();
+    contiguous_grads.push_back(g.contiguous());
     AdamWArgs a;
     a.n = s.param.numel();
     a.param = s.param.data<float>();
-    a.grad = g.data<float>();
+    a.grad = contiguous_grads.back().data<float>();
     a.m = s.m.data<float>();
     a.v = s.v.data<float>();
     a.lr = options_.lr, a.beta1 = options_.beta1, a.beta2 = options_.beta2, a.eps = options_.eps;
     a.weight_decay = s.weight_decay;
     a.grad_scale = grad_scale;
     a.step = step_;
-    s.param.backend().adamw_step(a);
+    Backend* backend = &s.param.backend();
+    auto it = std::find_if(per_backend.begin(), per_backend.end(), [&](const auto& e) { return e.first == backend; });
+    if (it == per_backend.end()) it = per_backend.insert(per_backend.end(), {backend, {}});
+    it->second.push_back(a);
   }
+  for (auto& [backend, buffers] : per_backend) backend->adamw_step(buffers);
 }
 
 std::vector<AdamW::ParamState> AdamW::state() const {

@@ -412,20 +412,41 @@ TEST_F(CudaTest, AttentionForwardBackwardCausalGqaMaskDecodeStrided) {
   for (const AttentionCase& c : cases) check_attention(gen, c);
 }
 
-TEST_F(CudaTest, AdamWStep) {
-  const int64_t n = 3001;
-  Tensor p = randn({n}, &gen), g = randn({n}, &gen), m = randn({n}, &gen), v = uniform({n}, 0.0f, 1.0f, &gen);
-  std::vector<Tensor> cpu_state{p.clone(), m.clone(), v.clone()}, gpu_state{to_gpu(p), to_gpu(m), to_gpu(v)};
-  Tensor gg = to_gpu(g);
+// Buffers of several sizes in one call: one spanning several thread blocks (140000 > 65536), an empty
+// one, and enough small ones (45 in all) for a second launch; weight decay and step differ per call.
+TEST_F(CudaTest, AdamWStepOverManyBuffers) {
+  std::vector<int64_t> sizes = {3001, 140000, 0, 5};
+  while (sizes.size() < 45) sizes.push_back(7);
+  struct Buffer {
+    Tensor grad, cpu[3], gpu[3], gpu_grad;  // state: param, m, v
+  };
+  std::vector<Buffer> buffers;
+  for (int64_t n : sizes) {
+    Buffer b;
+    b.grad = randn({n}, &gen);
+    b.gpu_grad = to_gpu(b.grad);
+    const Tensor state[3] = {randn({n}, &gen), randn({n}, &gen), uniform({n}, 0.0f, 1.0f, &gen)};
+    for (int i = 0; i < 3; ++i) b.cpu[i] = state[i].clone(), b.gpu[i] = to_gpu(state[i]);
+    buffers.push_back(b);
+  }
   for (int64_t step = 1; step <= 3; ++step)
     for (int side = 0; side < 2; ++side) {
-      std::vector<Tensor>& s = side == 0 ? cpu_state : gpu_state;
-      AdamWArgs a;
-      a.n = n, a.param = mp(s[0]), a.grad = fp(side == 0 ? g : gg), a.m = mp(s[1]), a.v = mp(s[2]);
-      a.lr = 1e-2f, a.weight_decay = 0.1f, a.grad_scale = 0.5f, a.step = step;
-      (side == 0 ? static_cast<Backend&>(cpu_backend()) : static_cast<Backend&>(cuda_backend(0))).adamw_step(a);
+      std::vector<AdamWArgs> args;
+      for (size_t k = 0; k < buffers.size(); ++k) {
+        Buffer& b = buffers[k];
+        Tensor* s = side == 0 ? b.cpu : b.gpu;
+        AdamWArgs a;
+        a.n = b.grad.numel(), a.param = mp(s[0]), a.grad = fp(side == 0 ? b.grad : b.gpu_grad), a.m = mp(s[1]),
+        a.v = mp(s[2]);
+        a.lr = 1e-2f, a.weight_decay = k % 2 ? 0.1f : 0.0f, a.grad_scale = 0.5f, a.step = step;
+        args.push_back(a);
+      }
+      (side == 0 ? static_cast<Backend&>(cpu_backend()) : static_cast<Backend&>(cuda_backend(0))).adamw_step(args);
     }
-  for (int i = 0; i < 3; ++i) expect_close(gpu_state[size_t(i)], cpu_state[size_t(i)], kRtol, 1e-6, "adamw state " + std::to_string(i));
+  for (size_t k = 0; k < buffers.size(); ++k)
+    for (int i = 0; i < 3; ++i)
+      expect_close(buffers[k].gpu[i], buffers[k].cpu[i], kRtol, 1e-6,
+                   "buffer " + std::to_string(k) + " adamw state " + std::to_string(i));
 }
 
 // --- ops through autograd on CUDA tensors

@@ -5,7 +5,9 @@
 
 namespace ld {
 
-void CpuBackend::adamw_step(const AdamWArgs& a) {
+namespace {
+
+void adamw_one(const AdamWArgs& a) {
   const float bc1 = 1.0f - std::pow(a.beta1, float(a.step));
   const float bc2 = 1.0f - std::pow(a.beta2, float(a.step));
   const float step_size = a.lr / bc1;
@@ -26,6 +28,12 @@ void CpuBackend::adamw_step(const AdamWArgs& a) {
       p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + a.eps);
     }
   });
+}
+
+}  // namespace
+
+void CpuBackend::adamw_step(std::span<const AdamWArgs> buffers) {
+  for (const AdamWArgs& a : buffers) adamw_one(a);
 }
 
 }  // namespace ld

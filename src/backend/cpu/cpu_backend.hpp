@@ -82,7 +82,7 @@ class CpuBackend final : public Backend {
                               float* dlogits) override;
 
   // adamw.cpp
-  void adamw_step(const AdamWArgs& a) override;
+  void adamw_step(std::span<const AdamWArgs> buffers) override;
 };
 
 CpuBackend& cpu_backend();

@@ -1,27 +1,83 @@
-// One fused AdamW pass (cpu/adamw.cpp): the bias corrections are computed once on the host, as the
-// CPU does, so both backends use the same constants.
+// AdamW over every parameter of a step in a few launches (cpu/adamw.cpp does the same math one
+// buffer at a time). Up to kBuffersPerLaunch buffers travel in the kernel's parameter block (no
+// host-to-device copy, no sync); each buffer gets ceil(n / kChunk) thread blocks. GPT-2 124M's 148
+// parameters take 4 launches instead of 148. The bias corrections are computed once on the host, as
+// the CPU does, so both backends use the same constants.
 #include <cmath>
 
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/device_util.cuh"
 
 namespace ld {
 
-void CudaBackend::adamw_step(const AdamWArgs& a) {
-  const float bc1 = 1.0f - std::pow(a.beta1, float(a.step));
-  const float bc2 = 1.0f - std::pow(a.beta2, float(a.step));
-  const float step_size = a.lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2), decay = 1.0f - a.lr * a.weight_decay;
-  const float beta1 = a.beta1, beta2 = a.beta2, eps = a.eps, grad_scale = a.grad_scale;
-  float *p = a.param, *m = a.m, *v = a.v;
-  const float* grad = a.grad;
-  cuda::launch_map(stream(), a.n, [=] __device__(int64_t i) {
-    const float g = grad[i] * grad_scale;
+namespace {
+
+constexpr int kBuffersPerLaunch = 40;       // 40 * 68 bytes stays under the 4 KB parameter limit
+constexpr int64_t kChunk = int64_t(1) << 16;  // elements per thread block
+
+struct AdamWBatch {
+  float* param[kBuffersPerLaunch];
+  const float* grad[kBuffersPerLaunch];
+  float* m[kBuffersPerLaunch];
+  float* v[kBuffersPerLaunch];
+  int64_t n[kBuffersPerLaunch];
+  int32_t first_block[kBuffersPerLaunch + 1];  // buffer b owns blocks [first_block[b], first_block[b + 1])
+  float beta1[kBuffersPerLaunch], beta2[kBuffersPerLaunch], eps[kBuffersPerLaunch], grad_scale[kBuffersPerLaunch];
+  float decay[kBuffersPerLaunch], step_size[kBuffersPerLaunch], inv_sqrt_bc2[kBuffersPerLaunch];
+  int count;
+};
+static_assert(sizeof(AdamWBatch) <= 4000, "AdamWBatch must fit the kernel parameter block");
+
+__global__ void adamw_batch_kernel(const __grid_constant__ AdamWBatch batch) {
+  int b = 0;
+  while (b + 1 < batch.count && int32_t(blockIdx.x) >= batch.first_block[b + 1]) ++b;
+  const int64_t lo = (int64_t(blockIdx.x) - batch.first_block[b]) * kChunk;
+  const int64_t hi = min(batch.n[b], lo + kChunk);
+  float *p = batch.param[b], *m = batch.m[b], *v = batch.v[b];
+  const float* grad = batch.grad[b];
+  const float beta1 = batch.beta1[b], beta2 = batch.beta2[b], eps = batch.eps[b], scale = batch.grad_scale[b];
+  const float decay = batch.decay[b], step_size = batch.step_size[b], inv_sqrt_bc2 = batch.inv_sqrt_bc2[b];
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+    const float g = grad[i] * scale;
     const float mi = beta1 * m[i] + (1.0f - beta1) * g;
     const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
     p[i] = p[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-  });
+  }
+}
+
+// Adds buffer a to the batch: its constants as cpu/adamw.cpp computes them.
+void add_buffer(AdamWBatch& batch, const AdamWArgs& a) {
+  const int i = batch.count++;
+  const float bc1 = 1.0f - std::pow(a.beta1, float(a.step));
+  const float bc2 = 1.0f - std::pow(a.beta2, float(a.step));
+  batch.param[i] = a.param, batch.grad[i] = a.grad, batch.m[i] = a.m, batch.v[i] = a.v, batch.n[i] = a.n;
+  batch.beta1[i] = a.beta1, batch.beta2[i] = a.beta2, batch.eps[i] = a.eps, batch.grad_scale[i] = a.grad_scale;
+  batch.step_size[i] = a.lr / bc1;
+  batch.inv_sqrt_bc2[i] = 1.0f / std::sqrt(bc2);
+  batch.decay[i] = 1.0f - a.lr * a.weight_decay;
+  batch.first_block[i + 1] = batch.first_block[i] + int32_t((a.n + kChunk - 1) / kChunk);
+}
+
+}  // namespace
+
+void CudaBackend::adamw_step(std::span<const AdamWArgs> buffers) {
+  activate();
+  AdamWBatch batch{};
+  auto launch = [&] {
+    if (batch.first_block[batch.count] > 0)
+      adamw_batch_kernel<<<unsigned(batch.first_block[batch.count]), cuda::kThreads, 0, stream()>>>(batch);
+    LD_CUDA_CHECK(cudaGetLastError());
+    batch = AdamWBatch{};
+  };
+  for (const AdamWArgs& a : buffers) {
+    if (a.n == 0) continue;
+    add_buffer(batch, a);
+    if (batch.count == kBuffersPerLaunch) launch();
+  }
+  if (batch.count > 0) launch();
 }
 
 }  // namespace ld

@@ -98,7 +98,7 @@ class CudaBackend final : public Backend {
                           const float* dout, const float* lse, float* dq, float* dk, float* dv) override;
 
   // adamw.cu
-  void adamw_step(const AdamWArgs& a) override;
+  void adamw_step(std::span<const AdamWArgs> buffers) override;
 
   // The compute stream, with this backend's device made current on the calling thread.
   CUstream_st* stream();
