@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The CUDA checks for one short GPU window (about 15 minutes of device time, all steps together):
-#   1. configure + build with LIANDAN_CUDA=ON (release flags, -j16) into build/cuda-device;
-#   2. ctest -L "cuda|dist": every CUDA kernel and op against the CPU backend, and the
-#      distributed tests (NCCL ones where built);
+#   1. with .device_bundle/bundle.tar.xz (bench/cuda/make_device_bundle.sh, run here first and
+#      carried: the lent machine's image has CUDA and PyTorch but not liandan's libraries): unpack
+#      the prebuilt binaries and libraries; without it, configure + build with LIANDAN_CUDA=ON
+#      (release flags, -j16) into build/cuda-device, on a machine that has the dependencies;
+#   2. the bundle's cuda_tests, or ctest -L "cuda|dist" after a build: every CUDA kernel and op
+#      against the CPU backend, training and generation on CUDA (and the distributed tests, NCCL
+#      ones where built);
 #   3. GPT-2 124M training on CUDA (T=1024, batch 32, else 8 when 32 does not fit; random tokens;
 #      bf16 autocast; AdamW): tokens/s and MFU against 790 TFLOP/s through liandan_bench_train
 #      --device cuda, and the peer's bench_train.py (torch.compile, sdpa, fused AdamW) when this
@@ -36,36 +40,88 @@ now() { date +%s; }
   echo '```'
 } >"$report"
 
-section "Build (LIANDAN_CUDA=ON, -j$jobs)"
-t0=$(now)
-if cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIANDAN_WERROR=ON -DLIANDAN_CUDA=ON \
-    >"$OUT/configure.log" 2>&1 && cmake --build "$build" -j"$jobs" >"$OUT/build.log" 2>&1; then
-  echo "built in $(($(now) - t0)) s" >>"$report"
+bundle=.device_bundle/bundle.tar.xz
+peer=${PEER_BENCH:-}
+if [ -f "$bundle" ]; then
+  # Prebuilt here by bench/cuda/make_device_bundle.sh: the GPU machine's image lacks liandan's
+  # libraries (oneDNN, yaml-cpp, ...) and cannot install them.
+  section "Prebuilt bundle (bench/cuda/make_device_bundle.sh)"
+  t0=$(now)
+  unpacked=/tmp/liandan_bundle
+  rm -rf "$unpacked" && mkdir -p "$unpacked" && tar -C "$unpacked" -xJf "$bundle"
+  built_at=$(cat "$unpacked/built_at")
+  build=build/cuda-bundle
+  mkdir -p build && cp -r "$unpacked/build/." build/
+  # the binaries read LIANDAN_SOURCE_DIR, LIANDAN_SHARED_DIR and LIANDAN_BINARY at the paths of the
+  # checkout they were built in: point those paths here
+  if [ "$(pwd -P)" != "$built_at" ] && [ ! -e "$built_at" ]; then mkdir -p "$(dirname "$built_at")" && ln -s "$PWD" "$built_at"; fi
+  # LIANDAN_SHARED_DIR is <checkout>/../shared, and the kernel resolves that .. from the real
+  # folder, not from the link
+  shared_at=$(dirname "$(pwd -P)")/shared
+  [ -e "$shared_at" ] || ln -s "$unpacked/shared" "$shared_at"
+  # cuBLAS comes from this machine's CUDA 13 (the bundle leaves it out: hundreds of MB)
+  cublas=$(find /usr/local /opt /usr/lib -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
+  export LD_LIBRARY_PATH="$unpacked/lib${cublas:+:$(dirname "$cublas")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # the bundle's C++ runtime only where this machine's lacks what the binaries were built against
+  stdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
+  if [ -z "$stdcxx" ] || ! grep -qa GLIBCXX_3.4.30 "$stdcxx"; then
+    export LD_LIBRARY_PATH="$unpacked/lib/fallback:$LD_LIBRARY_PATH"
+    stdcxx="the bundle's (this machine's: ${stdcxx:-none})"
+  fi
+  [ -n "$peer" ] || peer=$unpacked/peer
+  {
+    echo "bundle of commit $(cat "$unpacked/commit"), built at $built_at, unpacked in $(($(now) - t0)) s; cuBLAS: ${cublas:-not found}; libstdc++: $stdcxx; glibc: $(ldd --version | head -1)"
+    unresolved=$(ldd "$build/tests/cuda/cuda_tests" "$build/bench/liandan_bench_train" | grep "not found" | sort -u)
+    [ -z "$unresolved" ] || { echo "**unresolved libraries:**"; echo '```'; echo "$unresolved"; echo '```'; }
+  } >>"$report"
+  [ -z "$unresolved" ] || status=1
+
+  section "Tests: cuda_tests (every CUDA kernel and op against the CPU, training and generation on CUDA)"
+  t0=$(now)
+  timeout 420 "$build/tests/cuda/cuda_tests" >"$OUT/ctest.log" 2>&1 || status=1
+  {
+    echo "ran in $(($(now) - t0)) s (the dist tests are not in the bundle: MPI/NCCL are not built there)"
+    echo '```'
+    grep -E '^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ test' "$OUT/ctest.log"
+    grep -E '^\[  FAILED  \] [A-Za-z]' "$OUT/ctest.log" | sort -u | head -40
+    echo '```'
+    if grep -q '^\[  SKIPPED \] [0-9]' "$OUT/ctest.log"; then
+      echo "**CUDA tests skipped: no usable device** ($(grep -m1 -o 'no CUDA device: .*' "$OUT/ctest.log"))"
+      status=1
+    fi
+  } >>"$report"
 else
-  echo "**build failed** after $(($(now) - t0)) s; last lines:" >>"$report"
-  { echo '```'; tail -30 "$OUT/configure.log" "$OUT/build.log" 2>/dev/null; echo '```'; } >>"$report"
-  exit 1
+  section "Build (LIANDAN_CUDA=ON, -j$jobs)"
+  t0=$(now)
+  if cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIANDAN_WERROR=ON -DLIANDAN_CUDA=ON \
+      >"$OUT/configure.log" 2>&1 && cmake --build "$build" -j"$jobs" >"$OUT/build.log" 2>&1; then
+    echo "built in $(($(now) - t0)) s" >>"$report"
+  else
+    echo "**build failed** after $(($(now) - t0)) s; last lines:" >>"$report"
+    { echo '```'; tail -30 "$OUT/configure.log" "$OUT/build.log" 2>/dev/null; echo '```'; } >>"$report"
+    exit 1
+  fi
+
+  section 'Tests: ctest -L "cuda|dist"'
+  t0=$(now)
+  ctest --test-dir "$build" -L "cuda|dist" --output-on-failure -j4 --timeout 600 >"$OUT/ctest.log" 2>&1 || status=1
+  {
+    echo "ran in $(($(now) - t0)) s; skipped: $(grep -c '\*\*\*Skipped' "$OUT/ctest.log")"
+    echo '```'
+    grep -E "tests passed|tests failed" "$OUT/ctest.log"
+    sed -n '/The following tests FAILED/,/Errors while running/p' "$OUT/ctest.log" | head -40
+    echo '```'
+    # a skipped CUDA test on a GPU machine means the device was not usable: say so loudly
+    if grep -q 'CudaTest.*\*\*\*Skipped' "$OUT/ctest.log"; then
+      echo "**CUDA tests skipped: no usable device** ($(grep -m1 -o 'no CUDA device: .*' "$build/Testing/Temporary/LastTest.log"))"
+      status=1
+    fi
+  } >>"$report"
 fi
 
-section 'Tests: ctest -L "cuda|dist"'
-t0=$(now)
-ctest --test-dir "$build" -L "cuda|dist" --output-on-failure -j4 --timeout 600 >"$OUT/ctest.log" 2>&1 || status=1
-{
-  echo "ran in $(($(now) - t0)) s; skipped: $(grep -c '\*\*\*Skipped' "$OUT/ctest.log")"
-  echo '```'
-  grep -E "tests passed|tests failed" "$OUT/ctest.log"
-  sed -n '/The following tests FAILED/,/Errors while running/p' "$OUT/ctest.log" | head -40
-  echo '```'
-  # a skipped CUDA test on a GPU machine means the device was not usable: say so loudly
-  if grep -q 'CudaTest.*\*\*\*Skipped' "$OUT/ctest.log"; then
-    echo "**CUDA tests skipped: no usable device** ($(grep -m1 -o 'no CUDA device: .*' "$build/Testing/Temporary/LastTest.log"))"
-    status=1
-  fi
-} >>"$report"
-
 section "GPT-2 124M on CUDA: training (T=1024, bf16 autocast, random tokens) and decode"
-# The peer (/work/shared/bench): beside the checkout as ../shared, or where PEER_BENCH says.
-peer=${PEER_BENCH:-}
+# The peer (/work/shared/bench): the bundle's copy, beside the checkout as ../shared, or where
+# PEER_BENCH says.
 for d in ../shared/bench /work/shared/bench; do [ -z "$peer" ] && [ -f "$d/bench_train.py" ] && peer=$d; done
 torch_cuda=0
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null && torch_cuda=1
