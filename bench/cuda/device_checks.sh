@@ -29,6 +29,13 @@ status=0
 
 section() { printf '\n## %s\n\n' "$1" >>"$report"; }
 now() { date +%s; }
+# One device call may run 600 s: every step's timeout is cut to what is left of BUDGET_S (default
+# 560), so a slow step costs the later ones their time, not the whole report.
+deadline=$(($(now) + ${BUDGET_S:-560}))
+cap() {
+  local left=$((deadline - $(now)))
+  if [ "$left" -lt "$1" ]; then echo $((left > 5 ? left : 5)); else echo "$1"; fi
+}
 
 {
   echo "# CUDA device checks ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
@@ -78,7 +85,7 @@ if [ -f "$bundle" ]; then
 
   section "Tests: cuda_tests (every CUDA kernel and op against the CPU, training and generation on CUDA)"
   t0=$(now)
-  timeout 420 "$build/tests/cuda/cuda_tests" >"$OUT/ctest.log" 2>&1 || status=1
+  timeout "$(cap 300)" "$build/tests/cuda/cuda_tests" >"$OUT/ctest.log" 2>&1 || status=1
   {
     echo "ran in $(($(now) - t0)) s (the dist tests are not in the bundle: MPI/NCCL are not built there)"
     echo '```'
@@ -104,7 +111,7 @@ else
 
   section 'Tests: ctest -L "cuda|dist"'
   t0=$(now)
-  ctest --test-dir "$build" -L "cuda|dist" --output-on-failure -j4 --timeout 600 >"$OUT/ctest.log" 2>&1 || status=1
+  ctest --test-dir "$build" -L "cuda|dist" --output-on-failure -j4 --timeout "$(cap 600)" >"$OUT/ctest.log" 2>&1 || status=1
   {
     echo "ran in $(($(now) - t0)) s; skipped: $(grep -c '\*\*\*Skipped' "$OUT/ctest.log")"
     echo '```'
@@ -129,7 +136,7 @@ t0=$(now)
 train_json="$OUT/train_gpt2.jsonl"
 : >"$train_json"
 for B in 32 8; do  # 32 when it fits in memory, else 8
-  if timeout 300 "$build/bench/liandan_bench_train" --config gpt2-124M --device cuda --batch "$B" \
+  if timeout "$(cap 240)" "$build/bench/liandan_bench_train" --config gpt2-124M --device cuda --batch "$B" \
       --precision bf16 --steps 10 --warmup 3 --peak-tflops 790 --tag "B$B" \
       >>"$train_json" 2>"$OUT/train_gpt2_b$B.log"; then
     break
@@ -139,13 +146,13 @@ for B in 32 8; do  # 32 when it fits in memory, else 8
 done
 if [ "$torch_cuda" = 1 ] && [ -n "$peer" ]; then
   for compile in --compile ""; do  # compiled, as the peer runs at its best; eager beside it
-    timeout 300 python3 "$peer/bench_train.py" --config gpt2-124M-b32 --device cuda --dtype bfloat16 $compile \
+    timeout "$(cap 240)" python3 "$peer/bench_train.py" --config gpt2-124M-b32 --device cuda --dtype bfloat16 $compile \
       --steps 10 --tag "${compile:+compiled}${compile:-eager}" >>"$train_json" 2>>"$OUT/train_peer.log" ||
       echo "peer bench_train.py $compile failed: $(tail -1 "$OUT/train_peer.log")" >>"$report"
   done
   for dtype in float32 bfloat16; do
     for batch in 1 32; do
-      timeout 120 python3 "$peer/bench_infer.py" --config gpt2-124M --device cuda --dtype "$dtype" --batch "$batch" \
+      timeout "$(cap 90)" python3 "$peer/bench_infer.py" --config gpt2-124M --device cuda --dtype "$dtype" --batch "$batch" \
         >>"$OUT/infer_peer.jsonl" 2>>"$OUT/infer_peer.log" ||
         echo "peer bench_infer.py --dtype $dtype --batch $batch failed" >>"$report"
     done
@@ -156,7 +163,7 @@ fi
 # liandan's decode on the device: weights (f32, or bf16 widened per product) and the KV cache there.
 for dtype in float32 bfloat16; do
   for batch in 1 32; do
-    timeout 120 "$build/bench/liandan_bench_generate" --config gpt2-124M --device cuda --dtype "$dtype" \
+    timeout "$(cap 90)" "$build/bench/liandan_bench_generate" --config gpt2-124M --device cuda --dtype "$dtype" \
       --batch "$batch" --reps 5 >>"$OUT/infer_liandan.jsonl" 2>>"$OUT/infer_liandan.log" || {
       echo "liandan_bench_generate --dtype $dtype --batch $batch failed: $(tail -1 "$OUT/infer_liandan.log")" >>"$report"
       status=1
@@ -203,12 +210,12 @@ PY
 echo "(section took $(($(now) - t0)) s)" >>"$report"
 
 section "Microbenchmarks (liandan, bench/cuda/cuda_bench.cpp)"
-"$build/bench/cuda/liandan_bench_cuda" >"$OUT/bench.log" 2>&1 || status=1
+timeout "$(cap 120)" "$build/bench/cuda/liandan_bench_cuda" >"$OUT/bench.log" 2>&1 || status=1
 cat "$OUT/bench.log" >>"$report"
 
 section "PyTorch on the same shapes"
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  python3 - >>"$report" 2>&1 <<'PY'
+  timeout "$(cap 90)" python3 - >>"$report" 2>&1 <<'PY'
 import time, torch
 import torch.nn.functional as F
 
