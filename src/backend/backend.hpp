@@ -43,6 +43,9 @@ struct GemmArgs {
   int64_t batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items (0 = shared)
   ComputePrecision precision = ComputePrecision::f32;
+  // [n] or nullptr: added to every row of C with the product, C = alpha op(A) op(B) + beta C + bias
+  // (a projection's bias; a GPU adds it in the GEMM's epilogue instead of a pass over C).
+  const float* bias = nullptr;
 };
 
 // Scaled-dot-product attention over q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] (Hq a multiple of Hkv:

@@ -206,19 +206,20 @@ void check_projection(const Tensor& x, const Tensor& weight, WeightLayout layout
   }
 }
 
-// The [rows, out] buffer the gemm writes, and whether it adds to what is there (beta 1): the
-// addend's own storage when nothing else holds it (a fresh projection output), else a copy of it;
-// the bias broadcast to every row; or fresh memory.
-Tensor output_buffer(int64_t rows, int64_t outf, const Tensor& bias, Tensor& addend, Device device,
-                     bool& accumulate) {
-  accumulate = bias.defined() || addend.defined();
+// The [rows, out] buffer the product writes, and whether it adds to what is there: the addend's own
+// storage when nothing else holds it (a fresh projection output), else a copy of it; or fresh
+// memory. A bias goes to the GEMM (GemmArgs::bias), except for bf16 weights (linear_bf16), where it
+// is broadcast into the buffer first.
+Tensor output_buffer(int64_t rows, int64_t outf, const Tensor& bias, bool bias_in_buffer, Tensor& addend,
+                     Device device, bool& accumulate) {
+  accumulate = addend.defined() || (bias.defined() && bias_in_buffer);
   if (addend.defined()) {
     const bool exclusive =
         addend.is_contiguous() && addend.impl_ptr().use_count() == 1 && addend.storage().use_count() == 1;
     return (exclusive ? addend.detach() : addend.detach().clone()).reshape({rows, outf});
   }
   Tensor out = empty({rows, outf}, DType::f32, device);
-  if (bias.defined()) out.copy_(bias.detach());
+  if (bias.defined() && bias_in_buffer) out.copy_(bias.detach());
   return out;
 }
 
@@ -238,7 +239,7 @@ Tensor projection(const Tensor& x, const Tensor& weight_in, WeightLayout layout,
   Shape out_shape = x.shape();
   out_shape.back() = outf;
   bool accumulate = false;
-  Tensor out = output_buffer(rows, outf, bias, addend, x.device(), accumulate);
+  Tensor out = output_buffer(rows, outf, bias, bf16_weight, addend, x.device(), accumulate);
   if (bf16_weight) {
     out.backend().linear_bf16(rows, outf, in, x2.data<float>(), static_cast<const uint16_t*>(weight.raw()), kn,
                               out.data<float>(), accumulate);
@@ -252,6 +253,8 @@ Tensor projection(const Tensor& x, const Tensor& weight_in, WeightLayout layout,
   g.c = out.data<float>(), g.ldc = std::max<int64_t>(outf, 1);
   g.beta = accumulate ? 1.0f : 0.0f;
   g.precision = autocast_precision();
+  const Tensor bias_values = bias.defined() ? bias.detach().contiguous() : Tensor();
+  if (bias_values.defined()) g.bias = bias_values.data<float>();
   out.backend().gemm(g);
   out = out.view(out_shape);
   if (auto node = make_node<ProjectionBackward>({x, weight_in, bias, addend})) {

@@ -192,6 +192,7 @@ struct GemmCase {
   int64_t m, n, k, batch;
   bool share_b;  // B shared by every batch item (stride 0)
   float alpha, beta;
+  bool bias;  // GemmArgs::bias: the epilogue for one item, written before the product for a batch
 };
 
 void check_gemm(Generator& gen, const GemmCase& c, ComputePrecision precision, double rtol, double atol) {
@@ -200,11 +201,12 @@ void check_gemm(Generator& gen, const GemmCase& c, ComputePrecision precision, d
                 b_cols = c.tb ? c.k : c.n;
   const int64_t lda = a_cols + pad, ldb = b_cols + pad, ldc = c.n + pad;
   Tensor a = randn({c.batch, a_rows, lda}, &gen), b = randn({c.share_b ? 1 : c.batch, b_rows, ldb}, &gen);
-  Tensor c0 = randn({c.batch, c.m, ldc}, &gen);
+  Tensor c0 = randn({c.batch, c.m, ldc}, &gen), bias = randn({c.n}, &gen);
   std::vector<Tensor> cpu_out{c0.clone()}, gpu_out{to_gpu(c0)};
-  Tensor ag = to_gpu(a), bg = to_gpu(b);
+  Tensor ag = to_gpu(a), bg = to_gpu(b), bias_g = to_gpu(bias);
   auto run = [&](Backend& be, const Tensor& ta, const Tensor& tb, const Tensor& tc) {
     GemmArgs g;
+    if (c.bias) g.bias = fp(&be == &cpu_backend() ? bias : bias_g);
     g.trans_a = c.ta, g.trans_b = c.tb, g.m = c.m, g.n = c.n, g.k = c.k, g.alpha = c.alpha, g.beta = c.beta;
     g.a = fp(ta), g.lda = lda, g.b = fp(tb), g.ldb = ldb, g.c = mp(tc), g.ldc = ldc, g.batch = c.batch;
     g.stride_a = a_rows * lda, g.stride_b = c.share_b ? 0 : b_rows * ldb, g.stride_c = c.m * ldc;
@@ -216,14 +218,16 @@ void check_gemm(Generator& gen, const GemmCase& c, ComputePrecision precision, d
   expect_close(gpu_out[0], cpu_out[0], rtol, atol * std::sqrt(double(std::max<int64_t>(c.k, 1))),
                "gemm ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb) + " m=" + std::to_string(c.m) +
                    " n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) + " batch=" + std::to_string(c.batch) +
-                   " precision=" + std::to_string(int(precision)));
+                   " bias=" + std::to_string(c.bias) + " precision=" + std::to_string(int(precision)));
 }
 
 const GemmCase kGemmCases[] = {
-    {false, false, 37, 29, 53, 1, false, 1.0f, 0.0f}, {false, true, 64, 48, 96, 1, false, 1.0f, 1.0f},
-    {true, false, 33, 65, 17, 1, false, 0.5f, 0.0f},  {true, true, 8, 100, 40, 1, false, 1.0f, -0.5f},
-    {false, true, 20, 24, 32, 5, false, 1.0f, 0.0f},  {false, false, 20, 24, 32, 4, true, 1.0f, 0.0f},
-    {false, false, 5, 6, 0, 2, false, 1.0f, 0.5f},
+    {false, false, 37, 29, 53, 1, false, 1.0f, 0.0f, false}, {false, true, 64, 48, 96, 1, false, 1.0f, 1.0f, false},
+    {true, false, 33, 65, 17, 1, false, 0.5f, 0.0f, false},  {true, true, 8, 100, 40, 1, false, 1.0f, -0.5f, false},
+    {false, true, 20, 24, 32, 5, false, 1.0f, 0.0f, false},  {false, false, 20, 24, 32, 4, true, 1.0f, 0.0f, false},
+    {false, false, 5, 6, 0, 2, false, 1.0f, 0.5f, false},    {false, true, 64, 48, 96, 1, false, 1.0f, 0.0f, true},
+    {false, false, 37, 29, 53, 1, false, 0.5f, 1.0f, true},  {false, true, 20, 24, 32, 3, false, 1.0f, 0.5f, true},
+    {false, false, 5, 6, 0, 2, false, 1.0f, 0.5f, true},
 };
 
 TEST_F(CudaTest, GemmF32EveryTransposeBatchedSharedAndK0) {

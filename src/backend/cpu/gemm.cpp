@@ -24,6 +24,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/gemm_half.hpp"
+#include "backend/cpu/parallel.hpp"
 #include "backend/cpu/small_m_gemm.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
@@ -132,17 +133,30 @@ void gemm_f32(const GemmArgs& g) {
 
 }  // namespace
 
-void CpuBackend::gemm(const GemmArgs& g) {
-  if (g.m == 0 || g.n == 0) return;
-  if (g.k == 0) {
-    for (int64_t bi = 0; bi < g.batch; ++bi)
-      for (int64_t i = 0; i < g.m; ++i)
-        for (int64_t j = 0; j < g.n; ++j) {
-          float& c = g.c[bi * g.stride_c + i * g.ldc + j];
-          c = g.beta == 0.0f ? 0.0f : g.beta * c;
-        }
-    return;
-  }
+namespace {
+
+// C = beta C (+ bias on every row): a product with k = 0, or the bias written before the product
+// adds onto it (beta 1).
+void scale_and_add_bias(const GemmArgs& g) {
+  cpu::parallel_chunks(g.batch * g.m, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      float* row = g.c + (r / g.m) * g.stride_c + (r % g.m) * g.ldc;
+      for (int64_t j = 0; j < g.n; ++j) {
+        const float kept = g.beta == 0.0f ? 0.0f : g.beta * row[j];
+        row[j] = g.bias != nullptr ? kept + g.bias[j] : kept;
+      }
+    }
+  }, (int64_t(1) << 15) / std::max<int64_t>(g.n, 1));
+}
+
+}  // namespace
+
+void CpuBackend::gemm(const GemmArgs& args) {
+  if (args.m == 0 || args.n == 0) return;
+  if (args.k == 0 || args.bias != nullptr) scale_and_add_bias(args);
+  if (args.k == 0) return;
+  GemmArgs g = args;
+  if (g.bias != nullptr) g.beta = 1.0f, g.bias = nullptr;
   if (g.precision != ComputePrecision::f32) {
     cpu::gemm_half(g, gemm_f32);  // autocast: bf16/fp16 operands, f32 accumulation (gemm_half.cpp)
     return;

@@ -5,6 +5,7 @@
 // - bf16 / fp16 (autocast): A and B are rounded into compact 16-bit buffers (round to nearest even,
 //   as the host does) and multiplied with f32 accumulation into the f32 C; fp16 then rounds C to
 //   fp16 values, as the CPU's emulation does (backend.hpp, ComputePrecision).
+// - A bias (GemmArgs::bias) is added by cuBLASLt's BIAS epilogue for a single product.
 // Batched products go as one strided-batched call, except when A or B is shared by every item
 // (batch stride 0), which runs one call per item.
 #include <cublasLt.h>
@@ -78,15 +79,15 @@ GemmContext::~GemmContext() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-GemmContext::Plan& GemmContext::plan_for(int64_t batch, const LtOperand& first, const LtOperand& second,
-                                         const LtOperand& out, bool has_beta) {
+GemmContext::Plan* GemmContext::plan_for(int64_t batch, const LtOperand& first, const LtOperand& second,
+                                         const LtOperand& out, bool has_beta, bool has_bias) {
   const Key key{batch,       int(first.type), first.transposed, first.rows,        first.cols,     first.ld,
                 first.batch_stride, first.alignment, int(second.type), second.transposed, second.rows, second.cols,
                 second.ld,   second.batch_stride, second.alignment, out.rows,        out.ld,         out.batch_stride,
-                out.alignment, has_beta};
+                out.alignment, has_beta, has_bias};
   std::lock_guard lock(mutex_);
   auto it = plans_.find(key);
-  if (it != plans_.end()) return *it->second;
+  if (it != plans_.end()) return it->second.get();  // null: no algorithm with the bias epilogue
 
   auto plan = std::make_unique<Plan>();
   LD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -94,6 +95,14 @@ GemmContext::Plan& GemmContext::plan_for(int64_t batch, const LtOperand& first, 
   const cublasOperation_t tb = second.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (has_bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const cudaDataType_t bias_type = CUDA_R_32F;
+    LD_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                   sizeof(bias_type)));
+  }
   plan->first = make_layout(first, batch);
   plan->second = make_layout(second, batch);
   plan->out = make_layout(out, batch);
@@ -116,19 +125,30 @@ GemmContext::Plan& GemmContext::plan_for(int64_t batch, const LtOperand& first, 
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->first, plan->second, plan->out,
                                                            plan->out, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
+  if (has_bias && (st != CUBLAS_STATUS_SUCCESS || found == 0)) {
+    plans_.emplace(key, nullptr);  // the caller writes the bias into C first
+    return nullptr;
+  }
   LD_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no algorithm for a ", out.cols, "x", out.rows,
            " product (k=", first.transposed ? first.rows : first.cols, ", batch ", batch,
            "): ", cublasLtGetStatusString(st));
   plan->algo = result.algo;
-  return *plans_.emplace(key, std::move(plan)).first->second;
+  return plans_.emplace(key, std::move(plan)).first->second.get();
 }
 
-void GemmContext::matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
-                         const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta) {
-  Plan& plan = plan_for(batch, first, second, out, beta != 0.0f);
-  LD_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, first_ptr, plan.first, second_ptr, plan.second, &beta,
-                                 out_ptr, plan.out, out_ptr, plan.out, &plan.algo, workspace_, workspace_bytes_,
+bool GemmContext::matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
+                         const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta,
+                         const float* bias) {
+  Plan* plan = plan_for(batch, first, second, out, beta != 0.0f, bias != nullptr);
+  if (plan == nullptr) return false;
+  // the bias pointer is per call; the plan (and its descriptor) serves every product of this shape
+  if (bias != nullptr)
+    LD_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  LD_CUBLAS_CHECK(cublasLtMatmul(handle_, plan->desc, &alpha, first_ptr, plan->first, second_ptr, plan->second, &beta,
+                                 out_ptr, plan->out, out_ptr, plan->out, &plan->algo, workspace_, workspace_bytes_,
                                  backend_.stream()));
+  return true;
 }
 
 }  // namespace cuda
@@ -155,7 +175,7 @@ Stored pack_operand(CudaBackend& be, const Stored& s, int64_t batch, bool fp16, 
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (g.k == 0) {
-    cuda::scale_matrix(stream(), g.c, g.batch, g.stride_c, g.m, g.n, g.ldc, g.beta);
+    cuda::scale_matrix(stream(), g.c, g.batch, g.stride_c, g.m, g.n, g.ldc, g.beta, g.bias);
     return;
   }
   Stored a{g.a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a};
@@ -175,6 +195,16 @@ void CudaBackend::gemm(const GemmArgs& g) {
   cuda::LtOperand out{CUDA_R_32F, false, g.n, g.m, g.ldc, g.stride_c, 0};
   const bool shared_operand = g.batch > 1 && (a.batch_stride == 0 || b.batch_stride == 0);
   const int64_t calls = shared_operand ? g.batch : 1, per_call = shared_operand ? 1 : g.batch;
+  // A projection's bias (one product): added by the GEMM's epilogue, saving a write and a read of C.
+  // Otherwise, or when cuBLASLt has no such algorithm, written into C first for a beta-1 product.
+  const float* epilogue_bias =
+      g.bias != nullptr && g.batch == 1 && cuda::alignment_of(g.bias) >= 16 ? g.bias : nullptr;
+  float beta = g.beta;
+  auto write_bias_first = [&] {
+    cuda::scale_matrix(stream(), g.c, g.batch, g.stride_c, g.m, g.n, g.ldc, beta, g.bias);
+    beta = 1.0f;
+  };
+  if (g.bias != nullptr && epilogue_bias == nullptr) write_bias_first();
   for (int64_t i = 0; i < calls; ++i) {
     const auto* bp = reinterpret_cast<const char*>(b.p) + size_t(i * b.batch_stride) * elem;
     const auto* ap = reinterpret_cast<const char*>(a.p) + size_t(i * a.batch_stride) * elem;
@@ -182,7 +212,10 @@ void CudaBackend::gemm(const GemmArgs& g) {
     first.alignment = cuda::alignment_of(bp);
     second.alignment = cuda::alignment_of(ap);
     out.alignment = cuda::alignment_of(cp);
-    gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, g.beta);
+    if (epilogue_bias != nullptr && gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, beta, epilogue_bias))
+      continue;
+    if (epilogue_bias != nullptr) write_bias_first();
+    gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, beta);
   }
   if (g.precision == ComputePrecision::fp16) cuda::round_to_f16(stream(), g.c, g.batch, g.stride_c, g.m, g.n, g.ldc);
 }

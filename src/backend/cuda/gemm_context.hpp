@@ -34,15 +34,20 @@ class GemmContext {
   GemmContext(const GemmContext&) = delete;
   GemmContext& operator=(const GemmContext&) = delete;
 
-  // D = alpha op(first) op(second) + beta C with C = D (f32), batched when batch > 1.
-  void matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
-              const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta);
+  // D = alpha op(first) op(second) + beta C (+ bias) with C = D (f32), batched when batch > 1. bias:
+  // nullptr or out.rows floats added to every column (CUBLASLT_EPILOGUE_BIAS). Returns false, with
+  // nothing queued, when cuBLASLt has no algorithm for the product with that epilogue.
+  bool matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
+              const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta,
+              const float* bias = nullptr);
 
  private:
   struct Plan;
   using Key = std::tuple<int64_t, int, bool, int64_t, int64_t, int64_t, int64_t, uint32_t, int, bool, int64_t, int64_t,
-                         int64_t, int64_t, uint32_t, int64_t, int64_t, int64_t, uint32_t, bool>;
-  Plan& plan_for(int64_t batch, const LtOperand& first, const LtOperand& second, const LtOperand& out, bool has_beta);
+                         int64_t, int64_t, uint32_t, int64_t, int64_t, int64_t, uint32_t, bool, bool>;
+  // nullptr when there is no algorithm with the bias epilogue (without it, no algorithm is an error)
+  Plan* plan_for(int64_t batch, const LtOperand& first, const LtOperand& second, const LtOperand& out, bool has_beta,
+                 bool has_bias);
 
   CudaBackend& backend_;
   cublasLtHandle_t handle_ = nullptr;
@@ -59,9 +64,10 @@ void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_str
                int64_t ld, uint16_t* dst, bool fp16);
 // C[b] (rows x cols, ldc) rounded to fp16 values in place (what a fp16 GEMM's output would hold).
 void round_to_f16(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld);
-// C[b] = beta * C[b] (0 when beta is 0, whatever C held): a product with k = 0.
+// C[b] = beta * C[b] (0 when beta is 0, whatever C held), plus bias[col] on every row when bias is
+// given: a product with k = 0, or the bias written before a product that adds onto it.
 void scale_matrix(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld,
-                  float beta);
+                  float beta, const float* bias = nullptr);
 // out[i] = bf16 w[i] widened to f32.
 void widen_bf16(cudaStream_t s, const uint16_t* w, int64_t n, float* out);
 

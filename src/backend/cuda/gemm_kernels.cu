@@ -24,12 +24,13 @@ void round_to_f16(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64
 }
 
 void scale_matrix(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld,
-                  float beta) {
+                  float beta, const float* bias) {
   const int64_t per_item = rows * cols;
   launch_map(s, batch * per_item, [=] __device__(int64_t i) {
     const int64_t b = i / per_item, r = (i % per_item) / cols, col = i % cols;
     float& v = c[b * stride + r * ld + col];
-    v = beta == 0.0f ? 0.0f : beta * v;
+    const float kept = beta == 0.0f ? 0.0f : beta * v;
+    v = bias != nullptr ? kept + bias[col] : kept;
   });
 }
 
