@@ -10,9 +10,11 @@
 //
 // Usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] [--dtype float32|bfloat16]
 //            [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] [--arch gpt2|llama] [--tag S]
-//            [--decode fused|general] [--device cpu|cuda|cuda:N]
+//            [--decode fused|general] [--head argmax|logits] [--device cpu|cuda|cuda:N]
 // --decode general runs every decode step through model.run() instead of infer::DecodeStep (what
-// infer::generate uses for these models), to measure what the fused step saves.
+// infer::generate uses for these models), to measure what the fused step saves. --head logits has the
+// fused step compute every logit (DecodeStep::run) and takes the argmax here, instead of
+// DecodeStep::run_greedy's screened argmax (what infer::generate does when decoding greedily).
 // --device puts the weights, the prompt and the KV cache there (nn::Module::to, as train.device) and
 // synchronizes it before each timer read, as the peer does. The fused step is host code, so a device
 // decodes through model.run() (--decode general, its default there), as infer::generate does. The
@@ -62,13 +64,14 @@ struct Options {
   std::string tag;
   std::string decode;  // fused on the host, general on a device
   std::string device = "cpu";
+  std::string head = "argmax";  // fused decode: run_greedy, or logits: run() and an argmax here
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_generate: " << message << "\n"
             << "usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] "
                "[--dtype float32|bfloat16] [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] "
-               "[--arch gpt2|llama] [--tag S] [--decode fused|general] [--device cpu|cuda|cuda:N]\n";
+               "[--arch gpt2|llama] [--tag S] [--decode fused|general] [--head argmax|logits] [--device cpu|cuda|cuda:N]\n";
   std::exit(2);
 }
 
@@ -92,6 +95,7 @@ Options parse(int argc, char** argv) {
       else if (a == "--tag") o.tag = value();
       else if (a == "--decode") o.decode = value();
       else if (a == "--device") o.device = value();
+      else if (a == "--head") o.head = value();
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -103,6 +107,7 @@ Options parse(int argc, char** argv) {
   if (o.decode != "fused" && o.decode != "general") usage_error("--decode must be fused or general");
   if (o.decode == "fused" && o.device != "cpu")
     usage_error("--decode fused is host code (infer::DecodeStep); on --device " + o.device + " use --decode general");
+  if (o.head != "argmax" && o.head != "logits") usage_error("--head must be argmax or logits");
   if (o.batch < 1 || o.reps < 1 || o.new_tokens < 2 || o.prompt_len < 1 || o.threads < 1)
     usage_error("--batch, --reps, --prompt-len, --threads must be >= 1 and --new-tokens >= 2");
   return o;
@@ -160,9 +165,16 @@ Timing generate_once(const ld::models::CausalLM& model, ld::models::KvCache& cac
     const std::vector<int64_t> no_padding(static_cast<size_t>(o.batch), 0);
     const int64_t V = model.config().vocab_size;
     for (int64_t s = 1; s < o.new_tokens; ++s) {
-      const std::span<const float> rows = step.run(tokens, no_padding);
+      // As infer::generate decodes greedily: the argmax straight from the step where it can.
+      const ld::infer::DecodeStep::Greedy g = o.head == "argmax" ? step.run_greedy(tokens, no_padding)
+                                                                 : ld::infer::DecodeStep::Greedy{
+                                                                       .tokens = {}, .logits = step.run(tokens, no_padding)};
+      if (!g.tokens.empty()) {
+        std::copy(g.tokens.begin(), g.tokens.end(), tokens.begin());
+        continue;
+      }
       for (int64_t b = 0; b < o.batch; ++b) {
-        const auto row = rows.subspan(static_cast<size_t>(b * V), static_cast<size_t>(V));
+        const auto row = g.logits.subspan(static_cast<size_t>(b * V), static_cast<size_t>(V));
         tokens[static_cast<size_t>(b)] = std::max_element(row.begin(), row.end()) - row.begin();
       }
     }
@@ -231,6 +243,7 @@ int main(int argc, char** argv) {
         {"e2e_tok_s_median", B * double(o.new_tokens) / median(e2e)},
         {"tag", o.tag},
         {"decode", o.decode},
+        {"head", o.head},
         {"device", device.str()},
     };
     std::cout << j.dump() << std::endl;

@@ -15,6 +15,7 @@
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "infer/argmax_head.hpp"
 #include "infer/decode_weights.hpp"
 #include "models/causal_lm.hpp"
 #include "ops/autocast.hpp"
@@ -71,6 +72,8 @@ struct DecodeStep::Impl {
   // residual and sum alternate: the fused add + norm writes the new residual stream beside the old.
   Buffer residual, sum, normed, qkv, q, k, v, attn, proj, hidden, up, act, logits, lse, mask;
   std::vector<int64_t> positions;
+  std::unique_ptr<ArgmaxHead> argmax_head;  // run_greedy's, built on its first call
+  std::vector<int64_t> greedy;
 
   Impl(const models::CausalLM& model, models::KvCache& kv);
   void bind_cache();
@@ -80,6 +83,8 @@ struct DecodeStep::Impl {
   void add_norm(const NormWeights& n);
   void attention(const detail::LayerWeights& l, int64_t layer, int64_t slot, bool masked);
   void mlp(const detail::LayerWeights& l);
+  void forward(std::span<const int64_t> tokens, std::span<const int64_t> pad);  // up to normed, cache advanced
+  bool screens_head() const;
 };
 
 DecodeStep::Impl::Impl(const models::CausalLM& model, models::KvCache& kv)
@@ -225,36 +230,57 @@ DecodeStep::DecodeStep(const models::CausalLM& model, models::KvCache& cache)
 
 DecodeStep::~DecodeStep() = default;
 
-std::span<const float> DecodeStep::run(std::span<const int64_t> tokens, std::span<const int64_t> pad) {
-  Impl& s = *impl_;
-  LD_CHECK(int64_t(tokens.size()) == s.B && int64_t(pad.size()) == s.B, "fused decode: ", tokens.size(),
-           " tokens and ", pad.size(), " padding counts for a batch of ", s.B);
-  s.cache.check_room(1);
-  const int64_t slot = s.cache.length();
-  if (s.w.gpt2)
-    LD_CHECK(slot + 1 <= s.w.n_positions, "fused decode: ", slot + 1, " tokens exceed the model's n_positions=",
-             s.w.n_positions, " (its learned position table)");
-  for (int64_t b = 0; b < s.B; ++b) {
+void DecodeStep::Impl::forward(std::span<const int64_t> tokens, std::span<const int64_t> pad) {
+  LD_CHECK(int64_t(tokens.size()) == B && int64_t(pad.size()) == B, "fused decode: ", tokens.size(),
+           " tokens and ", pad.size(), " padding counts for a batch of ", B);
+  cache.check_room(1);
+  const int64_t slot = cache.length();
+  if (w.gpt2)
+    LD_CHECK(slot + 1 <= w.n_positions, "fused decode: ", slot + 1, " tokens exceed the model's n_positions=",
+             w.n_positions, " (its learned position table)");
+  for (int64_t b = 0; b < B; ++b) {
     const int64_t id = tokens[size_t(b)], p = pad[size_t(b)];
-    LD_CHECK(id >= 0 && id < s.V, "fused decode: token id ", id, " of row ", b, " is outside the vocabulary [0, ",
-             s.V, ")");
+    LD_CHECK(id >= 0 && id < V, "fused decode: token id ", id, " of row ", b, " is outside the vocabulary [0, ", V,
+             ")");
     LD_CHECK(p >= 0 && p <= slot, "fused decode: row ", b, " has ", p, " padding slots but the cache holds ", slot);
-    s.positions[size_t(b)] = slot - p;  // HF's position_ids: real tokens before this one
+    positions[size_t(b)] = slot - p;  // HF's position_ids: real tokens before this one
   }
   bool masked = false;
-  s.set_mask(pad, slot, masked);
-  s.embed(tokens);
-  const auto& layers = s.w.layers;
-  s.norm(layers.front().attn_norm, s.residual.data(), nullptr, nullptr, s.normed.data());
+  set_mask(pad, slot, masked);
+  embed(tokens);
+  const auto& layers = w.layers;
+  norm(layers.front().attn_norm, residual.data(), nullptr, nullptr, normed.data());
   for (size_t i = 0; i < layers.size(); ++i) {
-    s.attention(layers[i], int64_t(i), slot, masked);
-    s.add_norm(layers[i].mlp_norm);
-    s.mlp(layers[i]);
-    s.add_norm(i + 1 < layers.size() ? layers[i + 1].attn_norm : s.w.final_norm);
+    attention(layers[i], int64_t(i), slot, masked);
+    add_norm(layers[i].mlp_norm);
+    mlp(layers[i]);
+    add_norm(i + 1 < layers.size() ? layers[i + 1].attn_norm : w.final_norm);
   }
-  s.cache.advance(1);
+  cache.advance(1);
+}
+
+// The head ArgmaxHead can screen: f32 [vocab, dim] without a bias, for the batches it takes.
+bool DecodeStep::Impl::screens_head() const {
+  const ProjectionWeights& h = w.lm_head;
+  return h.f32 != nullptr && !h.w_kn && h.bias == nullptr && B <= ArgmaxHead::kMaxRows;
+}
+
+std::span<const float> DecodeStep::run(std::span<const int64_t> tokens, std::span<const int64_t> pad) {
+  Impl& s = *impl_;
+  s.forward(tokens, pad);
   project(s.be, s.w.lm_head, s.B, s.normed.data(), s.logits.data());
   return s.logits;
+}
+
+DecodeStep::Greedy DecodeStep::run_greedy(std::span<const int64_t> tokens, std::span<const int64_t> pad) {
+  Impl& s = *impl_;
+  if (!s.screens_head()) return {.tokens = {}, .logits = run(tokens, pad)};
+  s.forward(tokens, pad);
+  if (!s.argmax_head) s.argmax_head = std::make_unique<ArgmaxHead>(s.w.lm_head.f32, s.V, s.C);
+  s.greedy.resize(size_t(s.B));
+  if (s.argmax_head->argmax(s.B, s.normed.data(), s.greedy.data())) return {.tokens = s.greedy, .logits = {}};
+  project(s.be, s.w.lm_head, s.B, s.normed.data(), s.logits.data());
+  return {.tokens = {}, .logits = s.logits};
 }
 
 std::string fused_decode_unsupported(const models::CausalLM& model) {

@@ -39,6 +39,18 @@ class DecodeStep {
   // Returns the logits [batch, vocab], valid until the next call.
   std::span<const float> run(std::span<const int64_t> tokens, std::span<const int64_t> pad);
 
+  // run_greedy's answer: each row's token, or, when tokens is empty, the logits to choose from.
+  struct Greedy {
+    std::span<const int64_t> tokens;
+    std::span<const float> logits;
+  };
+  // run() for greedy decoding: each row's argmax token, lowest id on ties, the argmax of exactly the
+  // logits run() returns, found by infer::ArgmaxHead without streaming the whole f32 lm_head (its
+  // int8 copy is made on the first call). Where it cannot (a bf16 or biased head, more than
+  // ArgmaxHead::kMaxRows rows, logits that are not finite) tokens is empty and logits holds run()'s.
+  // Either way the step is taken once. The views are valid until the next call.
+  Greedy run_greedy(std::span<const int64_t> tokens, std::span<const int64_t> pad);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -120,6 +120,10 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
   std::unique_ptr<DecodeStep> fused;
   if (options.fused_decode && steps > 1 && device == kCPU && fused_decode_unsupported(model).empty())
     fused = std::make_unique<DecodeStep>(model, cache);
+  // Greedy decoding without a repetition penalty is the argmax of the logits, which the fused step
+  // finds without computing them all (DecodeStep::run_greedy).
+  const bool argmax_only = options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
+  std::span<const int64_t> picked;  // the fused step's tokens, when it chose them
   std::vector<int64_t> pads(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r) pads[size_t(r)] = longest - int64_t(prompts[size_t(r)].size());
   for (int64_t step = 0; step < steps; ++step) {
@@ -128,7 +132,8 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
       const size_t i = size_t(r);
       fed[i] = context[i].back();  // a finished row repeats its last token, ignored
       if (done[i]) continue;
-      const int32_t next = samplers[i].sample(rows.subspan(size_t(r * V), size_t(V)), context[i]);
+      const int32_t next = !picked.empty() ? int32_t(picked[i])
+                                           : samplers[i].sample(rows.subspan(size_t(r * V), size_t(V)), context[i]);
       generated[i].push_back(next);
       context[i].push_back(next);
       fed[i] = next;
@@ -137,6 +142,11 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
       done[i] = eos || ends_with_stop(generated[i], options);
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || step + 1 == steps) break;
+    if (fused && argmax_only) {
+      const DecodeStep::Greedy g = fused->run_greedy(fed, pads);
+      picked = g.tokens, rows = g.logits;
+      continue;
+    }
     if (fused) {
       rows = fused->run(fed, pads);
       continue;

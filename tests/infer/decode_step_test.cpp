@@ -1,6 +1,7 @@
 // infer::DecodeStep against the general forward (model.run with the KV cache): the same logits
 // (1e-5 relative) step after step for GPT-2 and a grouped-query LLaMA, f32 and bf16 weights, batch 1
-// and a left-padded batch of 3; generate's greedy output is the same token for token either way; a
+// and a left-padded batch of 3; run_greedy's tokens are the argmax of run()'s logits; generate's
+// greedy output is the same token for token either way; a
 // LoRA adapter or a prompt-tuning prefix sends generate back to the general path.
 #include "infer/decode_step.hpp"
 
@@ -127,6 +128,46 @@ TEST(DecodeStep, LlamaLogitsMatchTheGeneralPath) {
 TEST(DecodeStep, SlidingWindowMatchesTheGeneralPath) {
   auto lm = random_model(models::StackKind::llama, false, /*sliding_window=*/4);
   expect_same_logits(*lm, 3, 4);  // 5 prompt slots + 4 steps: the window cuts keys off
+}
+
+// Two steps from caches prefilled alike, fed the same tokens: run_greedy's tokens are the argmax of
+// run()'s logits (screened f32 heads), or it hands back those logits (bf16 heads).
+void expect_greedy_is_argmax(const models::CausalLM& lm, int64_t batch, bool screened) {
+  autograd::NoGradGuard no_grad;
+  const int64_t V = lm.config().vocab_size, steps = 6;
+  std::vector<int64_t> ids(static_cast<size_t>(3 * batch));
+  for (int64_t i = 0; i < 3 * batch; ++i) ids[size_t(i)] = (3 + 19 * i) % V;
+  models::KvCache a = lm.make_cache(batch, 3 + steps), b_cache = lm.make_cache(batch, 3 + steps);
+  for (models::KvCache* c : {&a, &b_cache})
+    lm.run({.ids = from_vector(ids, {batch, 3}), .cache = c, .attention_mask = Tensor(), .last_position_only = true});
+  DecodeStep greedy_step(lm, a), full_step(lm, b_cache);
+  std::vector<int64_t> tokens(static_cast<size_t>(batch), 5), no_pad(static_cast<size_t>(batch), 0);
+  for (int64_t step = 0; step < steps; ++step) {
+    const DecodeStep::Greedy g = greedy_step.run_greedy(tokens, no_pad);
+    const std::span<const float> logits = full_step.run(tokens, no_pad);
+    ASSERT_EQ(g.tokens.empty(), !screened);
+    for (int64_t r = 0; r < batch; ++r) {
+      const auto row = logits.subspan(size_t(r * V), size_t(V));
+      const int64_t want = std::max_element(row.begin(), row.end()) - row.begin();
+      if (screened) {
+        EXPECT_EQ(g.tokens[size_t(r)], want) << "step " << step << " row " << r;
+      } else {
+        ASSERT_EQ(g.logits.size(), logits.size());
+        EXPECT_TRUE(std::equal(g.logits.begin(), g.logits.end(), logits.begin()));
+      }
+      tokens[size_t(r)] = want;
+    }
+  }
+}
+
+TEST(DecodeStep, RunGreedyIsTheArgmaxOfRun) {
+  for (auto kind : {models::StackKind::gpt2, models::StackKind::llama})
+    for (bool bf16 : {false, true}) {
+      SCOPED_TRACE(std::string(kind == models::StackKind::gpt2 ? "gpt2 " : "llama ") + (bf16 ? "bf16" : "f32"));
+      auto lm = random_model(kind, bf16);
+      expect_greedy_is_argmax(*lm, 1, !bf16);
+      expect_greedy_is_argmax(*lm, 3, !bf16);
+    }
 }
 
 GenerateOptions greedy(int64_t n, bool fused) {

@@ -1,0 +1,176 @@
+// The product: per block of R rows of Q, M*R accumulators of 16 lanes run over k; 16 int8 weights at a time are
+// sign-extended to 32 bits and converted to f32 (two instructions), then meet all M rows of X,
+// which stay in L1. The layout of small_m_gemm's W [n, k] blocks, with a quarter of its bytes.
+#include "backend/cpu/int8_rows.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/spin_pool.hpp"
+#include "core/error.hpp"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define LD_INT8_ROWS_AVX512 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+namespace ld::cpu {
+
+namespace {
+
+// Below this many multiply-adds one thread does it all (small_m_gemm's threshold, in bytes here a
+// quarter of its 512 KB).
+constexpr int64_t kMinParallelWork = int64_t(1) << 17;
+
+
+// (1 + 2^-22) rounded to nearest still lifts an error by more than its one rounding of 2^-24.
+constexpr float kErrMargin = 1.0f + 1.0f / 4194304.0f;
+
+void zero_row(int64_t k, int8_t* q, float& scale, float& max_abs, float& err, bool not_finite) {
+  std::fill(q, q + k, int8_t(0));
+  scale = 0.0f;
+  max_abs = err = not_finite ? std::numeric_limits<float>::infinity() : 0.0f;
+}
+
+#if defined(LD_INT8_ROWS_AVX512)
+
+// One row: the largest |w| (NaN seen apart, as max ignores it), then levels and the largest error.
+// fma(-s, level, w) rounds w - s * level once, so the true error is within (1 + 2^-24) of it.
+void quantize_row(int64_t k, const float* w, int8_t* q, float& scale, float& max_abs, float& err) {
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  for (int64_t i = 0; i < k; i += 16) {
+    const __mmask16 lanes = k - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(lanes, w + i);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+  }
+  const float m = _mm512_reduce_max_ps(vmax);
+  if (nan != 0 || !std::isfinite(m) || m == 0.0f) return zero_row(k, q, scale, max_abs, err, nan != 0 || m != 0.0f);
+  const float s = m / 127.0f;
+  const __m512 inv = _mm512_set1_ps(127.0f / m), neg_s = _mm512_set1_ps(-s);
+  const __m512 top = _mm512_set1_ps(127.0f), bottom = _mm512_set1_ps(-127.0f);
+  __m512 verr = _mm512_setzero_ps();
+  for (int64_t i = 0; i < k; i += 16) {
+    const __mmask16 lanes = k - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(lanes, w + i);
+    __m512 level = _mm512_roundscale_ps(_mm512_mul_ps(v, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    level = _mm512_min_ps(_mm512_max_ps(level, bottom), top);
+    _mm512_mask_cvtsepi32_storeu_epi8(q + i, lanes, _mm512_cvtps_epi32(level));
+    verr = _mm512_max_ps(verr, _mm512_abs_ps(_mm512_fmadd_ps(neg_s, level, v)));
+  }
+  scale = s, max_abs = m, err = _mm512_reduce_max_ps(verr) * kErrMargin;
+}
+
+inline __m512 widen16(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m512 widen16(const int8_t* p, __mmask16 mask) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, p)));
+}
+
+// Rows [0, R) of q against rows [0, M) of x.
+template <int M, int R>
+void block(int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq, const float* scale, float* y,
+           int64_t ldy) {
+  __m512 acc[M][R];
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 16 <= k; kk += 16) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = widen16(q + r * ldq + kk);
+    for (int i = 0; i < M; ++i) {
+      const __m512 xv = _mm512_loadu_ps(x + i * ldx + kk);
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+    }
+  }
+  if (kk < k) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (k - kk)) - 1u);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = widen16(q + r * ldq + kk, mask);
+    for (int i = 0; i < M; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + kk);
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
+    }
+  }
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) y[i * ldy + r] = scale[r] * _mm512_reduce_add_ps(acc[i][r]);
+}
+
+#else
+
+void quantize_row(int64_t k, const float* w, int8_t* q, float& scale, float& max_abs, float& err) {
+  float m = 0.0f;
+  bool nan = false;
+  for (int64_t i = 0; i < k; ++i) nan = nan || std::isnan(w[i]), m = std::max(m, std::fabs(w[i]));
+  if (nan || !std::isfinite(m) || m == 0.0f) return zero_row(k, q, scale, max_abs, err, nan || m != 0.0f);
+  const float s = m / 127.0f, inv = 127.0f / m;
+  float e = 0.0f;
+  for (int64_t i = 0; i < k; ++i) {
+    const float level = std::clamp(std::nearbyint(w[i] * inv), -127.0f, 127.0f);
+    q[i] = int8_t(level);
+    e = std::max(e, std::fabs(std::fma(-s, level, w[i])));
+  }
+  scale = s, max_abs = m, err = e * kErrMargin;
+}
+
+template <int M, int R>
+void block(int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq, const float* scale, float* y,
+           int64_t ldy) {
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) {
+      float s = 0.0f;
+      for (int64_t kk = 0; kk < k; ++kk) s += x[i * ldx + kk] * float(q[r * ldq + kk]);
+      y[i * ldy + r] = scale[r] * s;
+    }
+}
+
+#endif
+
+template <int M>
+void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq, const float* scale,
+           float* y, int64_t ldy) {
+  // As many accumulators as the 32 vector registers hold beside the R widened weights.
+  constexpr int R = M <= 2 ? 8 : M <= 4 ? 4 : 2;
+  auto range = [&](int64_t lo, int64_t hi) {
+    int64_t j = lo;
+    for (; j + R <= hi; j += R) block<M, R>(k, x, ldx, q + j * ldq, ldq, scale + j, y + j, ldy);
+    for (; j < hi; ++j) block<M, 1>(k, x, ldx, q + j * ldq, ldq, scale + j, y + j, ldy);
+  };
+  if (M * n * k < kMinParallelWork || omp_get_max_threads() == 1) return range(0, n);
+  spin_parallel_ranges(n, R, range);
+}
+
+}  // namespace
+
+void quantize_rows_int8(int64_t n, int64_t k, const float* w, int64_t ldw, int8_t* q, int64_t ldq, float* scale,
+                        float* max_abs, float* err) {
+  spin_parallel_ranges(n, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) quantize_row(k, w + j * ldw, q + j * ldq, scale[j], max_abs[j], err[j]);
+  });
+}
+
+void int8_rows_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq,
+                    const float* scale, float* y, int64_t ldy) {
+  LD_ASSERT(m >= 1 && m <= kInt8RowsMaxM, "int8_rows_gemm: m=", m, " outside 1..", kInt8RowsMaxM);
+  switch (m) {
+    case 1: return run_m<1>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    case 2: return run_m<2>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    case 3: return run_m<3>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    case 4: return run_m<4>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    case 5: return run_m<5>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    case 6: return run_m<6>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    case 7: return run_m<7>(n, k, x, ldx, q, ldq, scale, y, ldy);
+    default: return run_m<8>(n, k, x, ldx, q, ldq, scale, y, ldy);
+  }
+}
+
+}  // namespace ld::cpu

@@ -1,0 +1,139 @@
+// infer::ArgmaxHead against the argmax of the full f32 product (cpu::small_m_gemm, what
+// DecodeStep::run computes): the same token for random heads and 1..8 rows, for rows that differ by
+// less than one int8 step (the screening cannot order them, the f32 pass must), for exact ties
+// (lowest id), for zero rows and rows of very different scales; it computes few f32 rows; and it
+// gives up on x with NaN or x = 0, where the bound does not hold.
+#include "infer/argmax_head.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/small_m_gemm.hpp"
+
+namespace ld::infer {
+namespace {
+
+struct Head {
+  int64_t vocab, dim;
+  std::vector<float> w;
+};
+
+Head random_head(int64_t vocab, int64_t dim, uint32_t seed, float std = 0.02f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, std);
+  Head h{vocab, dim, std::vector<float>(size_t(vocab * dim))};
+  for (float& v : h.w) v = normal(rng);
+  return h;
+}
+
+std::vector<float> random_rows(int64_t m, int64_t dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(m * dim));
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+// The argmax of each row of x W^T as the decode step's product computes it (first maximum).
+std::vector<int64_t> reference(const Head& h, int64_t m, const float* x) {
+  std::vector<float> y(size_t(m * h.vocab));
+  cpu::small_m_gemm(m, h.vocab, h.dim, x, h.dim, h.w.data(), h.dim, /*w_kn=*/false, y.data(), h.vocab, false);
+  std::vector<int64_t> out;
+  for (int64_t b = 0; b < m; ++b) {
+    const float* row = y.data() + b * h.vocab;
+    out.push_back(std::max_element(row, row + h.vocab) - row);
+  }
+  return out;
+}
+
+std::vector<int64_t> screened(ArgmaxHead& head, int64_t m, const float* x) {
+  std::vector<int64_t> out(size_t(m), -1);
+  EXPECT_TRUE(head.argmax(m, x, out.data()));
+  return out;
+}
+
+TEST(ArgmaxHead, EqualsTheArgmaxOfTheFullProduct) {
+  // 3001 rows: not a multiple of the kernel's row blocks; 77 columns: a masked tail after 4 vectors.
+  const Head h = random_head(3001, 77, 1);
+  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
+  for (int64_t m = 1; m <= ArgmaxHead::kMaxRows; ++m)
+    for (uint32_t trial = 0; trial < 10; ++trial) {
+      const std::vector<float> x = random_rows(m, h.dim, 100 * uint32_t(m) + trial);
+      EXPECT_EQ(screened(head, m, x.data()), reference(h, m, x.data())) << "m " << m << " trial " << trial;
+      // The point of it: a few f32 rows per row of x, not the vocabulary.
+      EXPECT_GE(head.last_candidates(), m);
+      EXPECT_LE(head.last_candidates(), 8 * m);
+    }
+}
+
+// 400 rows within a fraction of one int8 step of a common row, placed so that x decides between
+// them: their int8 copies say next to nothing about their order, so an underestimated bound drops
+// the true argmax from the candidates.
+TEST(ArgmaxHead, RowsCloserThanTheInt8StepAreOrderedByTheF32Logits) {
+  Head h = random_head(1000, 64, 2);
+  const std::vector<float> x = random_rows(1, h.dim, 3);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> jitter(-1.0f, 1.0f);
+  std::vector<float> base(size_t(h.dim));
+  for (int64_t i = 0; i < h.dim; ++i) base[size_t(i)] = 0.03f * x[size_t(i)];  // the largest logit by far
+  const float step = 0.03f * *std::max_element(x.begin(), x.end(), [](float a, float b) {
+    return std::fabs(a) < std::fabs(b);
+  }) / 127.0f;
+  for (int64_t j = 300; j < 700; ++j)
+    for (int64_t i = 0; i < h.dim; ++i) h.w[size_t(j * h.dim + i)] = base[size_t(i)] + 0.4f * step * jitter(rng);
+  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
+  const std::vector<int64_t> want = reference(h, 1, x.data());
+  ASSERT_GE(want[0], 300);
+  ASSERT_LT(want[0], 700);
+  EXPECT_EQ(screened(head, 1, x.data()), want);
+}
+
+TEST(ArgmaxHead, TiesGoToTheLowestId) {
+  Head h = random_head(500, 40, 5);
+  const std::vector<float> x = random_rows(2, h.dim, 6);
+  for (int64_t j : {123, 321, 400})
+    for (int64_t i = 0; i < h.dim; ++i) h.w[size_t(j * h.dim + i)] = 0.05f * x[size_t(i)];
+  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
+  const std::vector<int64_t> got = screened(head, 2, x.data());
+  EXPECT_EQ(got[0], 123);
+  EXPECT_EQ(got, reference(h, 2, x.data()));
+}
+
+TEST(ArgmaxHead, ZeroRowsAndRowsOfVeryDifferentScales) {
+  Head h = random_head(800, 50, 7);
+  for (int64_t j = 0; j < h.vocab; ++j) {
+    const float scale = j % 5 == 0 ? 0.0f : std::pow(10.0f, float(j % 7) - 3.0f);  // 0 and 1e-3 .. 1e3
+    for (int64_t i = 0; i < h.dim; ++i) h.w[size_t(j * h.dim + i)] *= scale;
+  }
+  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
+  for (uint32_t trial = 0; trial < 5; ++trial) {
+    std::vector<float> x = random_rows(3, h.dim, 20 + trial);
+    EXPECT_EQ(screened(head, 3, x.data()), reference(h, 3, x.data()));
+  }
+  // Only zero rows can win when every other logit is negative: the first zero row, id 0.
+  Head zeros{4, 3, {0, 0, 0, -1, -1, -1, 0, 0, 0, -2, -2, -2}};
+  ArgmaxHead small(zeros.w.data(), 4, 3);
+  const std::vector<float> ones{1.0f, 1.0f, 1.0f};
+  EXPECT_EQ(screened(small, 1, ones.data()), std::vector<int64_t>{0});
+}
+
+TEST(ArgmaxHead, GivesUpWhereTheBoundDoesNotHold) {
+  const Head h = random_head(100, 20, 8);
+  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
+  std::vector<float> x = random_rows(2, h.dim, 9);
+  int64_t out[2];
+  x[25] = std::numeric_limits<float>::quiet_NaN();  // row 1
+  EXPECT_FALSE(head.argmax(2, x.data(), out));
+  x[25] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(head.argmax(2, x.data(), out));
+  std::fill(x.begin(), x.end(), 0.0f);
+  EXPECT_FALSE(head.argmax(1, x.data(), out));
+}
+
+}  // namespace
+}  // namespace ld::infer
