@@ -21,6 +21,8 @@
 #   LIANDAN_ENV     VAR=VALUE words for liandan's command only; default "OMP_WAIT_POLICY=PASSIVE", the
 #                   peer's policy (bench/README.md: spinning workers on a loaded machine). Set it to
 #                   "" for libgomp's default (spin, then sleep): faster on an idle machine.
+#   LIANDAN_ARGS    extra words for liandan_bench_generate, e.g. "--head logits" (every logit computed,
+#                   as before greedy decoding screened the lm_head); default none
 #
 # Prints a markdown table on stdout (progress on stderr): per run, each side's median over the
 # processes of decode_tok_s_median, the min-max over the processes, and the ratio liandan / peer
@@ -37,6 +39,8 @@ threads=${BENCH_THREADS:-2}
 timeout_s=${BENCH_TIMEOUT:-900}
 liandan_env_words=${LIANDAN_ENV-OMP_WAIT_POLICY=PASSIVE}
 read -r -a liandan_env <<<"$liandan_env_words"
+liandan_args_words=${LIANDAN_ARGS-}
+read -r -a liandan_args <<<"$liandan_args_words"
 py=/usr/bin/python3  # Debian's interpreter: the python3 first on PATH has no torch
 
 case "$spec" in
@@ -93,7 +97,7 @@ for run in "${runs[@]}"; do
   names+=("$name")
   for ((rep = 1; rep <= reps; rep++)); do
     run_side liandan "$name" "$rep" env "${liandan_env[@]}" \
-      "$bin" --config "$c" --batch "$b" --dtype "$d" --threads "$threads" --tag "rep$rep"
+      "$bin" --config "$c" --batch "$b" --dtype "$d" --threads "$threads" --tag "rep$rep" "${liandan_args[@]}"
     # the peer exactly as /work/shared/bench/README.md runs it at its best on this machine
     run_side peer "$name" "$rep" bash -c 'cd "$1" && shift && exec "$@"' _ "$peer_dir" \
       env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE "$py" bench_infer.py \
@@ -104,16 +108,16 @@ done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "[generate_vs_torch] raw results in $out" >&2
 
-"$py" - "$out" "$reps" "$threads" "$load_start" "$load_end" "$liandan_env_words" "${names[@]}" <<'PY'
+"$py" - "$out" "$reps" "$threads" "$load_start" "$load_end" "$liandan_env_words" "$liandan_args_words" "${names[@]}" <<'PY'
 """Aggregates the per-process JSON lines into the markdown table."""
 import json
 import os
 import statistics
 import sys
 
-out, reps, threads, load_start, load_end, liandan_env = sys.argv[1:7]
+out, reps, threads, load_start, load_end, liandan_env, liandan_args = sys.argv[1:8]
 reps = int(reps)
-names = sys.argv[7:]
+names = sys.argv[8:]
 
 
 def read_run(side, name, rep):
@@ -160,7 +164,7 @@ def cell(vals, whys):
 
 print(f"Decode tok/s (batch*127 / decode time), median over {reps} alternating processes per side "
       f"(min-max), {threads} threads; ratio = liandan / peer. loadavg {load_start} -> {load_end}"
-      + f"; liandan env: {liandan_env or '(none)'}\n")
+      + f"; liandan env: {liandan_env or '(none)'}; liandan args: {liandan_args or '(none)'}\n")
 print("| config | batch | dtype | liandan tok/s | peer tok/s | ratio | liandan ms/step | peer openblas |")
 print("|---|---|---|---|---|---|---|---|")
 for name in names:
