@@ -5,6 +5,8 @@
 // - the f32 approximation s_j * (x . q_j), summed in any order with fused multiply-adds and a lane
 //   tree of depth 4, is within g(k + 6) s_j 127 nx of its real value;
 // - the f32 logit small_m_gemm computes is within g(k + 4) maxw_j nx of its real value.
+// A bf16 head is quantised from its weights widened to f32 (exactly), and small_m_gemm widens them
+// the same way, so the same bound holds.
 // So r_j = e_j + 2 g(k + 6) maxw_j (1 + u) bounds |approx_j - logit_j| / nx, and the decision runs in
 // double with a relative margin of 2^-20 on the bound, far above double's own rounding.
 #include "infer/argmax_head.hpp"
@@ -32,12 +34,19 @@ constexpr int64_t kFullProductShare = 8;
 
 }  // namespace
 
-ArgmaxHead::ArgmaxHead(const float* w, int64_t vocab, int64_t dim)
-    : w_(w), vocab_(vocab), dim_(dim), q_(size_t(vocab * dim)), scale_(size_t(vocab)), radius_(size_t(vocab)),
-      approx_(size_t(kMaxRows * vocab)) {
+ArgmaxHead::ArgmaxHead(const float* w, int64_t vocab, int64_t dim) : ArgmaxHead(w, nullptr, vocab, dim) {}
+
+ArgmaxHead::ArgmaxHead(const uint16_t* w, int64_t vocab, int64_t dim) : ArgmaxHead(nullptr, w, vocab, dim) {}
+
+ArgmaxHead::ArgmaxHead(const float* w_f32, const uint16_t* w_bf16, int64_t vocab, int64_t dim)
+    : w_f32_(w_f32), w_bf16_(w_bf16), vocab_(vocab), dim_(dim), q_(size_t(vocab * dim)), scale_(size_t(vocab)),
+      radius_(size_t(vocab)), approx_(size_t(kMaxRows * vocab)) {
   LD_CHECK(vocab > 0 && dim > 0, "ArgmaxHead: empty head [", vocab, ", ", dim, "]");
   std::vector<float> max_abs(static_cast<size_t>(vocab)), err(static_cast<size_t>(vocab));
-  cpu::quantize_rows_int8(vocab, dim, w, dim, q_.data(), dim, scale_.data(), max_abs.data(), err.data());
+  if (w_f32 != nullptr)
+    cpu::quantize_rows_int8(vocab, dim, w_f32, dim, q_.data(), dim, scale_.data(), max_abs.data(), err.data());
+  else
+    cpu::quantize_rows_int8(vocab, dim, w_bf16, dim, q_.data(), dim, scale_.data(), max_abs.data(), err.data());
   const double rounding = 2.0 * gamma(dim + 6) * (1.0 + kUnit);
   for (int64_t j = 0; j < vocab; ++j)  // a row with NaN or inf weights: +inf, always a candidate
     radius_[size_t(j)] = double(err[size_t(j)]) + rounding * double(max_abs[size_t(j)]);
@@ -45,8 +54,19 @@ ArgmaxHead::ArgmaxHead(const float* w, int64_t vocab, int64_t dim)
 
 float ArgmaxHead::exact_logit(const float* x, int64_t j) const {
   float y = 0.0f;
-  cpu::small_m_gemm(1, 1, dim_, x, dim_, w_ + j * dim_, dim_, /*w_kn=*/false, &y, 1, /*accumulate=*/false);
+  if (w_f32_ != nullptr)
+    cpu::small_m_gemm(1, 1, dim_, x, dim_, w_f32_ + j * dim_, dim_, /*w_kn=*/false, &y, 1, /*accumulate=*/false);
+  else
+    cpu::small_m_gemm(1, 1, dim_, x, dim_, w_bf16_ + j * dim_, dim_, /*w_kn=*/false, &y, 1, /*accumulate=*/false);
   return y;
+}
+
+// The product DecodeStep::run makes for this row: per row, the same logits.
+void ArgmaxHead::full_product(const float* x, float* logits) const {
+  if (w_f32_ != nullptr)
+    cpu::small_m_gemm(1, vocab_, dim_, x, dim_, w_f32_, dim_, /*w_kn=*/false, logits, vocab_, false);
+  else
+    cpu::small_m_gemm(1, vocab_, dim_, x, dim_, w_bf16_, dim_, /*w_kn=*/false, logits, vocab_, false);
 }
 
 bool ArgmaxHead::argmax_row(const float* x, const float* approx, int64_t* out) {
@@ -70,9 +90,8 @@ bool ArgmaxHead::argmax_row(const float* x, const float* approx, int64_t* out) {
     if (double(approx[j]) + nx * radius_[size_t(j)] >= best_lower) candidates_.push_back(int32_t(j));
   last_candidates_ += int64_t(candidates_.size());
   if (int64_t(candidates_.size()) * kFullProductShare > vocab_) {
-    // The same product DecodeStep::run makes for this row: per row, the same logits.
     std::vector<float> logits(static_cast<size_t>(vocab_));
-    cpu::small_m_gemm(1, vocab_, dim_, x, dim_, w_, dim_, /*w_kn=*/false, logits.data(), vocab_, false);
+    full_product(x, logits.data());
     if (std::any_of(logits.begin(), logits.end(), [](float v) { return std::isnan(v); })) return false;
     *out = std::max_element(logits.begin(), logits.end()) - logits.begin();
     return true;

@@ -259,11 +259,20 @@ void DecodeStep::Impl::forward(std::span<const int64_t> tokens, std::span<const 
   cache.advance(1);
 }
 
-// The head ArgmaxHead can screen: f32 [vocab, dim] without a bias, for the batches it takes.
+// The head ArgmaxHead can screen: [vocab, dim] without a bias, for the batches it takes.
 bool DecodeStep::Impl::screens_head() const {
   const ProjectionWeights& h = w.lm_head;
-  return h.f32 != nullptr && !h.w_kn && h.bias == nullptr && B <= ArgmaxHead::kMaxRows;
+  return !h.w_kn && h.bias == nullptr && B <= ArgmaxHead::kMaxRows;
 }
+
+namespace {
+
+std::unique_ptr<ArgmaxHead> make_argmax_head(const ProjectionWeights& h) {
+  return h.f32 != nullptr ? std::make_unique<ArgmaxHead>(h.f32, h.out, h.in)
+                          : std::make_unique<ArgmaxHead>(h.bf16, h.out, h.in);
+}
+
+}  // namespace
 
 std::span<const float> DecodeStep::run(std::span<const int64_t> tokens, std::span<const int64_t> pad) {
   Impl& s = *impl_;
@@ -276,7 +285,7 @@ DecodeStep::Greedy DecodeStep::run_greedy(std::span<const int64_t> tokens, std::
   Impl& s = *impl_;
   if (!s.screens_head()) return {.tokens = {}, .logits = run(tokens, pad)};
   s.forward(tokens, pad);
-  if (!s.argmax_head) s.argmax_head = std::make_unique<ArgmaxHead>(s.w.lm_head.f32, s.V, s.C);
+  if (!s.argmax_head) s.argmax_head = make_argmax_head(s.w.lm_head);
   s.greedy.resize(size_t(s.B));
   if (s.argmax_head->argmax(s.B, s.normed.data(), s.greedy.data())) return {.tokens = s.greedy, .logits = {}};
   project(s.be, s.w.lm_head, s.B, s.normed.data(), s.logits.data());

@@ -45,9 +45,9 @@ class DecodeStep {
     std::span<const float> logits;
   };
   // run() for greedy decoding: each row's argmax token, lowest id on ties, the argmax of exactly the
-  // logits run() returns, found by infer::ArgmaxHead without streaming the whole f32 lm_head (its
-  // int8 copy is made on the first call). Where it cannot (a bf16 or biased head, more than
-  // ArgmaxHead::kMaxRows rows, logits that are not finite) tokens is empty and logits holds run()'s.
+  // logits run() returns, found by infer::ArgmaxHead without streaming the whole lm_head (its int8
+  // copy is made on the first call). Where it cannot (a biased head, more than ArgmaxHead::kMaxRows
+  // rows, logits that are not finite) tokens is empty and logits holds run()'s.
   // Either way the step is taken once. The views are valid until the next call.
   Greedy run_greedy(std::span<const int64_t> tokens, std::span<const int64_t> pad);
 

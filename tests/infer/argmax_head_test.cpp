@@ -1,5 +1,5 @@
 // infer::ArgmaxHead against the argmax of the full f32 product (cpu::small_m_gemm, what
-// DecodeStep::run computes): the same token for random heads and 1..8 rows, for rows that differ by
+// DecodeStep::run computes): the same token for random f32 and bf16 heads and 1..8 rows, for rows that differ by
 // less than one int8 step (the screening cannot order them, the f32 pass must), for exact ties
 // (lowest id), for zero rows and rows of very different scales; it computes few f32 rows; and it
 // gives up on x with NaN or x = 0, where the bound does not hold.
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cpu/small_m_gemm.hpp"
+#include "core/dtype.hpp"
 
 namespace ld::infer {
 namespace {
@@ -21,12 +22,22 @@ namespace {
 struct Head {
   int64_t vocab, dim;
   std::vector<float> w;
+  std::vector<uint16_t> bf16;  // when not empty, the head is this (w rounded to bf16)
 };
+
+Head rounded_to_bf16(Head h) {
+  for (float v : h.w) h.bf16.push_back(f32_to_bf16(v));
+  return h;
+}
+
+ArgmaxHead make(const Head& h) {
+  return h.bf16.empty() ? ArgmaxHead(h.w.data(), h.vocab, h.dim) : ArgmaxHead(h.bf16.data(), h.vocab, h.dim);
+}
 
 Head random_head(int64_t vocab, int64_t dim, uint32_t seed, float std = 0.02f) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, std);
-  Head h{vocab, dim, std::vector<float>(size_t(vocab * dim))};
+  Head h{vocab, dim, std::vector<float>(size_t(vocab * dim)), {}};
   for (float& v : h.w) v = normal(rng);
   return h;
 }
@@ -42,7 +53,10 @@ std::vector<float> random_rows(int64_t m, int64_t dim, uint32_t seed) {
 // The argmax of each row of x W^T as the decode step's product computes it (first maximum).
 std::vector<int64_t> reference(const Head& h, int64_t m, const float* x) {
   std::vector<float> y(size_t(m * h.vocab));
-  cpu::small_m_gemm(m, h.vocab, h.dim, x, h.dim, h.w.data(), h.dim, /*w_kn=*/false, y.data(), h.vocab, false);
+  if (h.bf16.empty())
+    cpu::small_m_gemm(m, h.vocab, h.dim, x, h.dim, h.w.data(), h.dim, /*w_kn=*/false, y.data(), h.vocab, false);
+  else
+    cpu::small_m_gemm(m, h.vocab, h.dim, x, h.dim, h.bf16.data(), h.dim, /*w_kn=*/false, y.data(), h.vocab, false);
   std::vector<int64_t> out;
   for (int64_t b = 0; b < m; ++b) {
     const float* row = y.data() + b * h.vocab;
@@ -57,18 +71,24 @@ std::vector<int64_t> screened(ArgmaxHead& head, int64_t m, const float* x) {
   return out;
 }
 
-TEST(ArgmaxHead, EqualsTheArgmaxOfTheFullProduct) {
-  // 3001 rows: not a multiple of the kernel's row blocks; 77 columns: a masked tail after 4 vectors.
-  const Head h = random_head(3001, 77, 1);
-  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
+void expect_equal_to_the_full_product(const Head& h) {
+  ArgmaxHead head = make(h);
   for (int64_t m = 1; m <= ArgmaxHead::kMaxRows; ++m)
     for (uint32_t trial = 0; trial < 10; ++trial) {
       const std::vector<float> x = random_rows(m, h.dim, 100 * uint32_t(m) + trial);
       EXPECT_EQ(screened(head, m, x.data()), reference(h, m, x.data())) << "m " << m << " trial " << trial;
-      // The point of it: a few f32 rows per row of x, not the vocabulary.
+      // The point of it: a few rows' logits per row of x, not the vocabulary.
       EXPECT_GE(head.last_candidates(), m);
       EXPECT_LE(head.last_candidates(), 8 * m);
     }
+}
+
+TEST(ArgmaxHead, EqualsTheArgmaxOfTheFullProduct) {
+  // 3001 rows: not a multiple of the kernel's row blocks; 77 columns: a masked tail after 4 vectors.
+  const Head h = random_head(3001, 77, 1);
+  expect_equal_to_the_full_product(h);
+  SCOPED_TRACE("bf16");
+  expect_equal_to_the_full_product(rounded_to_bf16(h));
 }
 
 // 400 rows within a fraction of one int8 step of a common row, placed so that x decides between
@@ -86,11 +106,14 @@ TEST(ArgmaxHead, RowsCloserThanTheInt8StepAreOrderedByTheF32Logits) {
   }) / 127.0f;
   for (int64_t j = 300; j < 700; ++j)
     for (int64_t i = 0; i < h.dim; ++i) h.w[size_t(j * h.dim + i)] = base[size_t(i)] + 0.4f * step * jitter(rng);
-  ArgmaxHead head(h.w.data(), h.vocab, h.dim);
-  const std::vector<int64_t> want = reference(h, 1, x.data());
-  ASSERT_GE(want[0], 300);
-  ASSERT_LT(want[0], 700);
-  EXPECT_EQ(screened(head, 1, x.data()), want);
+  for (const Head& variant : {h, rounded_to_bf16(h)}) {
+    SCOPED_TRACE(variant.bf16.empty() ? "f32" : "bf16");
+    ArgmaxHead head = make(variant);
+    const std::vector<int64_t> want = reference(variant, 1, x.data());
+    ASSERT_GE(want[0], 300);
+    ASSERT_LT(want[0], 700);
+    EXPECT_EQ(screened(head, 1, x.data()), want);
+  }
 }
 
 TEST(ArgmaxHead, TiesGoToTheLowestId) {
@@ -116,7 +139,7 @@ TEST(ArgmaxHead, ZeroRowsAndRowsOfVeryDifferentScales) {
     EXPECT_EQ(screened(head, 3, x.data()), reference(h, 3, x.data()));
   }
   // Only zero rows can win when every other logit is negative: the first zero row, id 0.
-  Head zeros{4, 3, {0, 0, 0, -1, -1, -1, 0, 0, 0, -2, -2, -2}};
+  Head zeros{4, 3, {0, 0, 0, -1, -1, -1, 0, 0, 0, -2, -2, -2}, {}};
   ArgmaxHead small(zeros.w.data(), 4, 3);
   const std::vector<float> ones{1.0f, 1.0f, 1.0f};
   EXPECT_EQ(screened(small, 1, ones.data()), std::vector<int64_t>{0});

@@ -1,6 +1,6 @@
 // cpu::quantize_rows_int8 and cpu::int8_rows_gemm against float64: every level within the stated
 // error of its weight, the error bound tight (at most half a step), zero and non-finite rows as
-// documented; the product for 1..8 rows of X with row and column tails, to f32 rounding.
+// documented, bf16 rows as their f32 values; the product for 1..8 rows of X with row and column tails, to f32 rounding.
 #include "backend/cpu/int8_rows.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,8 @@
 #include <limits>
 #include <random>
 #include <vector>
+
+#include "core/dtype.hpp"
 
 namespace ld::cpu {
 namespace {
@@ -56,6 +58,19 @@ TEST(Int8Rows, QuantizedRowsAreWithinTheirStatedError) {
       EXPECT_EQ(err[size_t(j)], 0.0f);
     }
   }
+}
+
+TEST(Int8Rows, Bf16RowsQuantiseAsTheirF32Values) {
+  const int64_t n = 13, k = 45;
+  std::vector<float> w = normal(size_t(n * k), 0.3f, 3);
+  std::vector<uint16_t> h;
+  for (float& v : w) h.push_back(f32_to_bf16(v)), v = bf16_to_f32(h.back());
+  std::vector<int8_t> qf(size_t(n * k)), qh(size_t(n * k));
+  std::vector<float> a(size_t(3 * n)), b(size_t(3 * n));
+  quantize_rows_int8(n, k, w.data(), k, qf.data(), k, a.data(), a.data() + n, a.data() + 2 * n);
+  quantize_rows_int8(n, k, h.data(), k, qh.data(), k, b.data(), b.data() + n, b.data() + 2 * n);
+  EXPECT_EQ(qf, qh);
+  EXPECT_EQ(a, b);
 }
 
 TEST(Int8Rows, ProductMatchesFloat64) {

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "backend/cpu/spin_pool.hpp"
+#include "core/dtype.hpp"
 #include "core/error.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -155,6 +157,18 @@ void quantize_rows_int8(int64_t n, int64_t k, const float* w, int64_t ldw, int8_
                         float* max_abs, float* err) {
   spin_parallel_ranges(n, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; ++j) quantize_row(k, w + j * ldw, q + j * ldq, scale[j], max_abs[j], err[j]);
+  });
+}
+
+void quantize_rows_int8(int64_t n, int64_t k, const uint16_t* w, int64_t ldw, int8_t* q, int64_t ldq, float* scale,
+                        float* max_abs, float* err) {
+  spin_parallel_ranges(n, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t j = lo; j < hi; ++j) {
+      const uint16_t* src = w + j * ldw;
+      for (int64_t i = 0; i < k; ++i) row[size_t(i)] = bf16_to_f32(src[i]);
+      quantize_row(k, row.data(), q + j * ldq, scale[j], max_abs[j], err[j]);
+    }
   });
 }
 

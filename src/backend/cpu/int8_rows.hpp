@@ -15,6 +15,9 @@ inline constexpr int64_t kInt8RowsMaxM = 8;  // the most rows of X per call
 // Q 0, scale 0 and max_abs = err = +inf. The rows are split between SpinPool's threads.
 void quantize_rows_int8(int64_t n, int64_t k, const float* w, int64_t ldw, int8_t* q, int64_t ldq, float* scale,
                         float* max_abs, float* err);
+// The same for bf16 W (raw 16-bit patterns): each row widened to f32 exactly, then as above.
+void quantize_rows_int8(int64_t n, int64_t k, const uint16_t* w, int64_t ldw, int8_t* q, int64_t ldq, float* scale,
+                        float* max_abs, float* err);
 
 // Y[m, n] = X[m, k] (s ⊙ Q)^T. X [m, k] with row stride ldx, Q [n, k] with row stride ldq, Y [m, n] with row stride ldy;
 // m in 1..kInt8RowsMaxM. The rows of Q are split between SpinPool's threads.
