@@ -10,11 +10,14 @@
 //
 // Usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] [--dtype float32|bfloat16]
 //            [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] [--arch gpt2|llama] [--tag S]
-//            [--decode fused|general] [--head argmax|logits] [--device cpu|cuda|cuda:N]
+//            [--decode fused|general] [--head argmax|logits] [--top-k K] [--device cpu|cuda|cuda:N]
 // --decode general runs every decode step through model.run() instead of infer::DecodeStep (what
 // infer::generate uses for these models), to measure what the fused step saves. --head logits has the
 // fused step compute every logit (DecodeStep::run) and takes the argmax here, instead of
 // DecodeStep::run_greedy's screened argmax (what infer::generate does when decoding greedily).
+// --top-k K samples each token from the K most likely at temperature 1 (seeded infer::Sampler, one
+// per row) instead of taking the argmax, with DecodeStep::run_top_k (--head argmax) or run(); the
+// peer has no such mode.
 // --device puts the weights, the prompt and the KV cache there (nn::Module::to, as train.device) and
 // synchronizes it before each timer read, as the peer does. The fused step is host code, so a device
 // decodes through model.run() (--decode general, its default there), as infer::generate does. The
@@ -42,6 +45,7 @@
 #include "core/tensor.hpp"
 #include "infer/bf16_weights.hpp"
 #include "infer/decode_step.hpp"
+#include "infer/sampling.hpp"
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
 #include "ops/ops.hpp"
@@ -65,13 +69,15 @@ struct Options {
   std::string decode;  // fused on the host, general on a device
   std::string device = "cpu";
   std::string head = "argmax";  // fused decode: run_greedy, or logits: run() and an argmax here
+  int top_k = 0;                 // > 0: sample from the top k at temperature 1 instead of argmax
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_generate: " << message << "\n"
             << "usage: liandan_bench_generate [--config tiny|small|gpt2-124M] [--batch 1] "
                "[--dtype float32|bfloat16] [--threads 2] [--reps 5] [--new-tokens 128] [--prompt-len 16] "
-               "[--arch gpt2|llama] [--tag S] [--decode fused|general] [--head argmax|logits] [--device cpu|cuda|cuda:N]\n";
+               "[--arch gpt2|llama] [--tag S] [--decode fused|general] [--head argmax|logits] [--top-k K] "
+               "[--device cpu|cuda|cuda:N]\n";
   std::exit(2);
 }
 
@@ -96,6 +102,7 @@ Options parse(int argc, char** argv) {
       else if (a == "--decode") o.decode = value();
       else if (a == "--device") o.device = value();
       else if (a == "--head") o.head = value();
+      else if (a == "--top-k") o.top_k = std::stoi(value());
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -108,6 +115,8 @@ Options parse(int argc, char** argv) {
   if (o.decode == "fused" && o.device != "cpu")
     usage_error("--decode fused is host code (infer::DecodeStep); on --device " + o.device + " use --decode general");
   if (o.head != "argmax" && o.head != "logits") usage_error("--head must be argmax or logits");
+  if (o.top_k < 0) usage_error("--top-k must be >= 0 (0: argmax)");
+  if (o.top_k > 0 && o.decode != "fused") usage_error("--top-k needs --decode fused");
   if (o.batch < 1 || o.reps < 1 || o.new_tokens < 2 || o.prompt_len < 1 || o.threads < 1)
     usage_error("--batch, --reps, --prompt-len, --threads must be >= 1 and --new-tokens >= 2");
   return o;
@@ -164,7 +173,17 @@ Timing generate_once(const ld::models::CausalLM& model, ld::models::KvCache& cac
     ld::infer::DecodeStep step(model, cache);
     const std::vector<int64_t> no_padding(static_cast<size_t>(o.batch), 0);
     const int64_t V = model.config().vocab_size;
-    for (int64_t s = 1; s < o.new_tokens; ++s) {
+    std::vector<ld::infer::Sampler> samplers;
+    for (int64_t b = 0; b < o.batch; ++b) samplers.emplace_back(ld::infer::SamplingOptions{.top_k = o.top_k}, 1234 + b);
+    for (int64_t s = 1; s < o.new_tokens && o.top_k > 0; ++s) {
+      // As infer::generate samples from the top k: the step keeps the k largest logits where it can.
+      const std::span<const float> rows =
+          o.head == "argmax" ? step.run_top_k(tokens, no_padding, o.top_k) : step.run(tokens, no_padding);
+      for (int64_t b = 0; b < o.batch; ++b)
+        tokens[static_cast<size_t>(b)] =
+            samplers[static_cast<size_t>(b)].sample(rows.subspan(static_cast<size_t>(b * V), static_cast<size_t>(V)), {});
+    }
+    for (int64_t s = 1; s < o.new_tokens && o.top_k == 0; ++s) {
       // As infer::generate decodes greedily: the argmax straight from the step where it can.
       const ld::infer::DecodeStep::Greedy g = o.head == "argmax" ? step.run_greedy(tokens, no_padding)
                                                                  : ld::infer::DecodeStep::Greedy{
@@ -244,6 +263,7 @@ int main(int argc, char** argv) {
         {"tag", o.tag},
         {"decode", o.decode},
         {"head", o.head},
+        {"top_k", o.top_k},
         {"device", device.str()},
     };
     std::cout << j.dump() << std::endl;

@@ -15,7 +15,7 @@
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
-#include "infer/argmax_head.hpp"
+#include "infer/screened_head.hpp"
 #include "infer/decode_weights.hpp"
 #include "models/causal_lm.hpp"
 #include "ops/autocast.hpp"
@@ -72,7 +72,7 @@ struct DecodeStep::Impl {
   // residual and sum alternate: the fused add + norm writes the new residual stream beside the old.
   Buffer residual, sum, normed, qkv, q, k, v, attn, proj, hidden, up, act, logits, lse, mask;
   std::vector<int64_t> positions;
-  std::unique_ptr<ArgmaxHead> argmax_head;  // run_greedy's, built on its first call
+  std::unique_ptr<ScreenedHead> screened_head;  // run_greedy's, built on its first call
   std::vector<int64_t> greedy;
 
   Impl(const models::CausalLM& model, models::KvCache& kv);
@@ -259,17 +259,17 @@ void DecodeStep::Impl::forward(std::span<const int64_t> tokens, std::span<const 
   cache.advance(1);
 }
 
-// The head ArgmaxHead can screen: [vocab, dim] without a bias, for the batches it takes.
+// The head ScreenedHead can screen: [vocab, dim] without a bias, for the batches it takes.
 bool DecodeStep::Impl::screens_head() const {
   const ProjectionWeights& h = w.lm_head;
-  return !h.w_kn && h.bias == nullptr && B <= ArgmaxHead::kMaxRows;
+  return !h.w_kn && h.bias == nullptr && B <= ScreenedHead::kMaxRows;
 }
 
 namespace {
 
-std::unique_ptr<ArgmaxHead> make_argmax_head(const ProjectionWeights& h) {
-  return h.f32 != nullptr ? std::make_unique<ArgmaxHead>(h.f32, h.out, h.in)
-                          : std::make_unique<ArgmaxHead>(h.bf16, h.out, h.in);
+std::unique_ptr<ScreenedHead> make_screened_head(const ProjectionWeights& h) {
+  return h.f32 != nullptr ? std::make_unique<ScreenedHead>(h.f32, h.out, h.in)
+                          : std::make_unique<ScreenedHead>(h.bf16, h.out, h.in);
 }
 
 }  // namespace
@@ -285,11 +285,23 @@ DecodeStep::Greedy DecodeStep::run_greedy(std::span<const int64_t> tokens, std::
   Impl& s = *impl_;
   if (!s.screens_head()) return {.tokens = {}, .logits = run(tokens, pad)};
   s.forward(tokens, pad);
-  if (!s.argmax_head) s.argmax_head = make_argmax_head(s.w.lm_head);
+  if (!s.screened_head) s.screened_head = make_screened_head(s.w.lm_head);
   s.greedy.resize(size_t(s.B));
-  if (s.argmax_head->argmax(s.B, s.normed.data(), s.greedy.data())) return {.tokens = s.greedy, .logits = {}};
+  if (s.screened_head->argmax(s.B, s.normed.data(), s.greedy.data())) return {.tokens = s.greedy, .logits = {}};
   project(s.be, s.w.lm_head, s.B, s.normed.data(), s.logits.data());
   return {.tokens = {}, .logits = s.logits};
+}
+
+std::span<const float> DecodeStep::run_top_k(std::span<const int64_t> tokens, std::span<const int64_t> pad,
+                                             int64_t k) {
+  Impl& s = *impl_;
+  // With k this large the screen would choose the full product anyway.
+  if (!s.screens_head() || k < 1 || k * ScreenedHead::kFullProductShare > s.V) return run(tokens, pad);
+  s.forward(tokens, pad);
+  if (!s.screened_head) s.screened_head = make_screened_head(s.w.lm_head);
+  if (!s.screened_head->top_k(s.B, s.normed.data(), k, s.logits.data()))
+    project(s.be, s.w.lm_head, s.B, s.normed.data(), s.logits.data());
+  return s.logits;
 }
 
 std::string fused_decode_unsupported(const models::CausalLM& model) {

@@ -45,11 +45,17 @@ class DecodeStep {
     std::span<const float> logits;
   };
   // run() for greedy decoding: each row's argmax token, lowest id on ties, the argmax of exactly the
-  // logits run() returns, found by infer::ArgmaxHead without streaming the whole lm_head (its int8
-  // copy is made on the first call). Where it cannot (a biased head, more than ArgmaxHead::kMaxRows
+  // logits run() returns, found by infer::ScreenedHead without streaming the whole lm_head (its int8
+  // copy is made on the first call). Where it cannot (a biased head, more than ScreenedHead::kMaxRows
   // rows, logits that are not finite) tokens is empty and logits holds run()'s.
   // Either way the step is taken once. The views are valid until the next call.
   Greedy run_greedy(std::span<const int64_t> tokens, std::span<const int64_t> pad);
+
+  // run() for top-k sampling: logits [batch, vocab] that hold run()'s logit for every token that is
+  // or ties with one of a row's k largest (a few more may be there), -inf for the others, found
+  // the same way (infer::ScreenedHead). A top-k filter keeps the same tokens with the same logits.
+  // Where it cannot screen, or k is a large share of the vocabulary, it returns run()'s logits.
+  std::span<const float> run_top_k(std::span<const int64_t> tokens, std::span<const int64_t> pad, int64_t k);
 
  private:
   struct Impl;

@@ -120,9 +120,12 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
   std::unique_ptr<DecodeStep> fused;
   if (options.fused_decode && steps > 1 && device == kCPU && fused_decode_unsupported(model).empty())
     fused = std::make_unique<DecodeStep>(model, cache);
-  // Greedy decoding without a repetition penalty is the argmax of the logits, which the fused step
-  // finds without computing them all (DecodeStep::run_greedy).
-  const bool argmax_only = options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
+  // Without a repetition penalty, greedy decoding needs the argmax of the logits and top-k sampling
+  // the k largest, which the fused step finds without computing them all (DecodeStep::run_greedy,
+  // run_top_k).
+  const SamplingOptions& sampling = options.sampling;
+  const bool argmax_only = sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
+  const bool top_k_only = !argmax_only && sampling.top_k > 0 && sampling.repetition_penalty == 1.0f;
   std::span<const int64_t> picked;  // the fused step's tokens, when it chose them
   std::vector<int64_t> pads(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r) pads[size_t(r)] = longest - int64_t(prompts[size_t(r)].size());
@@ -148,7 +151,7 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
       continue;
     }
     if (fused) {
-      rows = fused->run(fed, pads);
+      rows = top_k_only ? fused->run_top_k(fed, pads, sampling.top_k) : fused->run(fed, pads);
       continue;
     }
     host = host_logits(model.run({.ids = from_vector(fed, {B, 1}).to(device), .cache = &cache,

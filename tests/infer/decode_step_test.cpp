@@ -1,7 +1,8 @@
 // infer::DecodeStep against the general forward (model.run with the KV cache): the same logits
 // (1e-5 relative) step after step for GPT-2 and a grouped-query LLaMA, f32 and bf16 weights, batch 1
-// and a left-padded batch of 3; run_greedy's tokens are the argmax of run()'s logits; generate's
-// greedy output is the same token for token either way; a
+// and a left-padded batch of 3; run_greedy's tokens are the argmax of run()'s logits and run_top_k
+// keeps run()'s k largest; generate's greedy and top-k sampled output is the same token for token
+// either way; a
 // LoRA adapter or a prompt-tuning prefix sends generate back to the general path.
 #include "infer/decode_step.hpp"
 
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <span>
 #include <vector>
@@ -17,7 +20,7 @@
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
-#include "infer/argmax_head.hpp"
+#include "infer/screened_head.hpp"
 #include "infer/bf16_weights.hpp"
 #include "infer/generate.hpp"
 #include "io/hf_config.hpp"
@@ -161,14 +164,53 @@ void expect_greedy_is_argmax(const models::CausalLM& lm, int64_t batch, bool scr
   }
 }
 
-TEST(DecodeStep, RunGreedyIsTheArgmaxOfRun) {
+// As above for run_top_k(k): each row's logits at or above its k-th largest (ties kept) are run()'s,
+// every other entry is -inf or run()'s; some are -inf when the head was screened.
+void expect_top_k_is_run(const models::CausalLM& lm, int64_t batch, int64_t k, bool screened) {
+  autograd::NoGradGuard no_grad;
+  const int64_t V = lm.config().vocab_size, steps = 5;
+  const Tensor prompt = from_vector(std::vector<int64_t>(static_cast<size_t>(2 * batch), 9), {batch, 2});
+  models::KvCache a = lm.make_cache(batch, 2 + steps), b_cache = lm.make_cache(batch, 2 + steps);
+  for (models::KvCache* c : {&a, &b_cache})
+    lm.run({.ids = prompt, .cache = c, .attention_mask = Tensor(), .last_position_only = true});
+  DecodeStep top_step(lm, a), full_step(lm, b_cache);
+  std::vector<int64_t> tokens(static_cast<size_t>(batch), 4), no_pad(static_cast<size_t>(batch), 0);
+  for (int64_t step = 0; step < steps; ++step) {
+    const std::vector<float> got = [&] {
+      const std::span<const float> t = top_step.run_top_k(tokens, no_pad, k);
+      return std::vector<float>(t.begin(), t.end());
+    }();
+    const std::span<const float> logits = full_step.run(tokens, no_pad);
+    ASSERT_EQ(got.size(), logits.size());
+    int64_t dropped = 0;
+    for (int64_t r = 0; r < batch; ++r) {
+      const auto row = logits.subspan(size_t(r * V), size_t(V));
+      std::vector<float> sorted(row.begin(), row.end());
+      std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+      for (int64_t j = 0; j < V; ++j) {
+        const float g = got[size_t(r * V + j)], want = row[size_t(j)];
+        const bool out = g == -std::numeric_limits<float>::infinity();
+        dropped += out;
+        EXPECT_TRUE(out ? want < sorted[size_t(k - 1)] : g == want) << "step " << step << " row " << r << " token " << j;
+      }
+      tokens[size_t(r)] = (step * 11 + r * 5 + 1) % V;
+    }
+    EXPECT_EQ(dropped > 0, screened);
+  }
+}
+
+TEST(DecodeStep, RunGreedyAndRunTopKAgreeWithRun) {
   for (auto kind : {models::StackKind::gpt2, models::StackKind::llama})
     for (bool bf16 : {false, true}) {
       SCOPED_TRACE(std::string(kind == models::StackKind::gpt2 ? "gpt2 " : "llama ") + (bf16 ? "bf16" : "f32"));
       auto lm = random_model(kind, bf16);
       expect_greedy_is_argmax(*lm, 1, true);
       expect_greedy_is_argmax(*lm, 3, true);
-      expect_greedy_is_argmax(*lm, ArgmaxHead::kMaxRows + 1, false);
+      expect_greedy_is_argmax(*lm, ScreenedHead::kMaxRows + 1, false);
+      expect_top_k_is_run(*lm, 1, 3, true);
+      expect_top_k_is_run(*lm, 3, 3, true);
+      expect_top_k_is_run(*lm, 3, 10, false);  // 10 of 61 tokens: the full product is cheaper
+      expect_top_k_is_run(*lm, ScreenedHead::kMaxRows + 1, 3, false);
     }
 }
 
@@ -187,6 +229,18 @@ TEST(DecodeStep, GreedyGenerateIsUnchanged) {
       EXPECT_EQ(generate_batch(*lm, kPrompts, greedy(10, true)), generate_batch(*lm, kPrompts, greedy(10, false)));
       EXPECT_EQ(generate(*lm, kPrompts[0], greedy(12, true)), generate(*lm, kPrompts[0], greedy(12, false)));
     }
+}
+
+TEST(DecodeStep, TopKSamplingIsUnchanged) {
+  for (auto kind : {models::StackKind::gpt2, models::StackKind::llama}) {
+    auto lm = random_model(kind, false);
+    GenerateOptions o = greedy(10, true);
+    o.sampling = {.temperature = 0.9f, .top_k = 4, .top_p = 0.95f};
+    o.seed = 21;
+    const std::vector<std::vector<int32_t>> fused = generate_batch(*lm, kPrompts, o);
+    o.fused_decode = false;
+    EXPECT_EQ(fused, generate_batch(*lm, kPrompts, o));
+  }
 }
 
 TEST(DecodeStep, AdaptersAndPromptsTakeTheGeneralPath) {

@@ -1,7 +1,7 @@
 #pragma once
 // int8 matrices with one f32 scale per row (row j stands for s[j] * Q[j, :]): a quarter of the bytes
-// of f32, widened to f32 in registers for f32 arithmetic. infer::ArgmaxHead screens a vocabulary with
-// them (argmax_head.hpp).
+// of f32, widened to f32 in registers for f32 arithmetic. infer::ScreenedHead screens a vocabulary with
+// them (screened_head.hpp).
 #include <cstdint>
 
 namespace ld::cpu {
