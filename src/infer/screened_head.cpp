@@ -52,13 +52,13 @@ ScreenedHead::ScreenedHead(const float* w_f32, const uint16_t* w_bf16, int64_t v
     radius_[size_t(j)] = double(err[size_t(j)]) + rounding * double(max_abs[size_t(j)]);
 }
 
-float ScreenedHead::exact_logit(const float* x, int64_t j) const {
-  float y = 0.0f;
+// Each candidate's logit as the full product computes it (cpu::small_m_gemm_rows).
+void ScreenedHead::candidate_logits(const float* x, float* out) const {
+  const int64_t n = int64_t(candidates_.size());
   if (w_f32_ != nullptr)
-    cpu::small_m_gemm(1, 1, dim_, x, dim_, w_f32_ + j * dim_, dim_, /*w_kn=*/false, &y, 1, /*accumulate=*/false);
+    cpu::small_m_gemm_rows(dim_, x, w_f32_, dim_, candidates_.data(), n, out);
   else
-    cpu::small_m_gemm(1, 1, dim_, x, dim_, w_bf16_ + j * dim_, dim_, /*w_kn=*/false, &y, 1, /*accumulate=*/false);
-  return y;
+    cpu::small_m_gemm_rows(dim_, x, w_bf16_, dim_, candidates_.data(), n, out);
 }
 
 // The product DecodeStep::run makes for this row: per row, the same logits.
@@ -119,13 +119,11 @@ bool ScreenedHead::argmax(int64_t m, const float* x, int64_t* out) {
       out[b] = std::max_element(logits.begin(), logits.end()) - logits.begin();
       continue;
     }
-    float best = -std::numeric_limits<float>::infinity();
-    out[b] = candidates_.front();
-    for (int32_t j : candidates_) {  // ascending: the first maximum is the lowest id
-      const float v = exact_logit(row, j);
-      if (std::isnan(v)) return false;
-      if (v > best) best = v, out[b] = j;
-    }
+    exact_.resize(candidates_.size());
+    candidate_logits(row, exact_.data());
+    if (std::any_of(exact_.begin(), exact_.end(), [](float v) { return std::isnan(v); })) return false;
+    // Candidates ascend: the first maximum is the lowest id.
+    out[b] = candidates_[size_t(std::max_element(exact_.begin(), exact_.end()) - exact_.begin())];
   }
   return true;
 }
@@ -145,11 +143,11 @@ bool ScreenedHead::top_k(int64_t m, const float* x, int64_t k, float* logits) {
       if (std::any_of(out, out + vocab_, [](float v) { return std::isnan(v); })) return false;
       continue;
     }
+    exact_.resize(candidates_.size());
+    candidate_logits(row, exact_.data());
+    if (std::any_of(exact_.begin(), exact_.end(), [](float v) { return std::isnan(v); })) return false;
     std::fill(out, out + vocab_, -std::numeric_limits<float>::infinity());
-    for (int32_t j : candidates_) {
-      out[j] = exact_logit(row, j);
-      if (std::isnan(out[j])) return false;
-    }
+    for (size_t i = 0; i < candidates_.size(); ++i) out[candidates_[i]] = exact_[i];
   }
   return true;
 }

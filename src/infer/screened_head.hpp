@@ -46,7 +46,7 @@ class ScreenedHead {
   // candidates_ = the rows whose interval reaches the k-th largest lower bound, ascending; or
   // every row when that is cheaper as one full product. False when the bound does not hold.
   bool screen(const float* x, const float* approx, int64_t k);
-  float exact_logit(const float* x, int64_t j) const;
+  void candidate_logits(const float* x, float* out) const;
   void full_product(const float* x, float* logits) const;
 
   const float* w_f32_;
@@ -58,6 +58,7 @@ class ScreenedHead {
   std::vector<float> approx_;   // [kMaxRows, vocab] scratch
   std::vector<double> lower_;   // [vocab] scratch for k > 1
   std::vector<int32_t> candidates_;
+  std::vector<float> exact_;    // the candidates' logits
   bool all_rows_ = false;       // screen() chose the full product
   int64_t last_candidates_ = 0;
 };

@@ -480,7 +480,42 @@ void dispatch(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, cons
   }
 }
 
+// The rows of W [n, k] listed in rows, each through the block run_m<1> gives it, so each result is
+// the one small_m_gemm(1, n, ...) computes for that row.
+template <typename W>
+void selected_rows(int64_t k, const float* x, const W* w, int64_t ldw, const int32_t* rows, int64_t count, float* y) {
+#if defined(LD_SMALL_M_AVX512)
+  if constexpr (std::is_same_v<W, uint16_t>) {
+    const int64_t kp = (k + 31) / 32 * 32;
+    thread_local std::vector<float> xd_buffer;  // the caller's; the workers get the pointer
+    xd_buffer.resize(static_cast<size_t>(kp));
+    deinterleave_rows(1, k, x, k, xd_buffer.data(), kp);
+    const float* xd = xd_buffer.data();
+    auto body = [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) block_pairs<1, 1>(k, xd, kp, w + rows[i] * ldw, ldw, y + i, 1, false);
+    };
+    if (count * k < kMinParallelWork || omp_get_max_threads() == 1) return body(0, count);
+    return spin_parallel_ranges(count, 1, body);
+  }
+#endif
+  auto body = [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) block<1, 1>(k, x, k, w + rows[i] * ldw, ldw, y + i, 1, false);
+  };
+  if (count * k < kMinParallelWork || omp_get_max_threads() == 1) return body(0, count);
+  spin_parallel_ranges(count, 1, body);
+}
+
 }  // namespace
+
+void small_m_gemm_rows(int64_t k, const float* x, const float* w, int64_t ldw, const int32_t* rows, int64_t count,
+                       float* y) {
+  selected_rows(k, x, w, ldw, rows, count, y);
+}
+
+void small_m_gemm_rows(int64_t k, const float* x, const uint16_t* w, int64_t ldw, const int32_t* rows, int64_t count,
+                       float* y) {
+  selected_rows(k, x, w, ldw, rows, count, y);
+}
 
 void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw, bool w_kn,
                   float* y, int64_t ldy, bool accumulate) {

@@ -19,4 +19,12 @@ void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, 
 void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                   bool w_kn, float* y, int64_t ldy, bool accumulate);
 
+// y[i] = x . W[rows[i]] for one row x [k] and W [n, k] (f32 or bf16) with row stride ldw, i in
+// [0, count): each exactly as small_m_gemm(1, n, k, x, k, w, ldw, false, ...) computes that row's
+// output (same kernel, same order of operations), for a few rows out of many (infer::ScreenedHead).
+void small_m_gemm_rows(int64_t k, const float* x, const float* w, int64_t ldw, const int32_t* rows, int64_t count,
+                       float* y);
+void small_m_gemm_rows(int64_t k, const float* x, const uint16_t* w, int64_t ldw, const int32_t* rows, int64_t count,
+                       float* y);
+
 }  // namespace ld::cpu
