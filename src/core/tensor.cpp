@@ -123,6 +123,9 @@ Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
   Tensor src = contiguous();
   Tensor out = empty(shape(), dtype(), target);
+  // Device to device: the destination's copy orders itself after its own stream only, so the
+  // source's queued writes must be done first.
+  if (device().kind != DeviceKind::cpu && target.kind != DeviceKind::cpu) src.backend().synchronize();
   if (target.kind == DeviceKind::cpu)
     src.backend().copy_to_host(out.raw(), src.raw(), nbytes());
   else

@@ -1,6 +1,11 @@
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <string>
+#include <vector>
 
 #include "ops/op_harness.hpp"
 #include "ops/ops.hpp"
@@ -171,6 +176,18 @@ LD_OP_CASES {
   cases.push_back(topk_case(in({7, 5}), 3, 0, "dim 0"));
   add_random_shape_cases(cases);
   return cases;
+}
+
+// NaN ranks first, as in torch.topk, NaNs and equal values by lower index: a total order, which the
+// CUDA backend follows too (tests/cuda compares the two on rows with NaNs).
+TEST(Topk, NanRanksFirstAndTiesByLowerIndex) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = from_vector<float>({1.0f, nan, 3.0f, nan, 2.0f, 3.0f}, {1, 6});
+  const auto r = ops::topk(x, 5, -1);
+  const std::vector<float> values = r.values.to_vector<float>();
+  EXPECT_TRUE(std::isnan(values[0]) && std::isnan(values[1]));
+  EXPECT_EQ(std::vector<float>(values.begin() + 2, values.end()), (std::vector<float>{3.0f, 3.0f, 2.0f}));
+  EXPECT_EQ(r.indices.to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 2, 5, 4}));
 }
 
 }  // namespace

@@ -57,8 +57,11 @@ void CpuBackend::topk(int64_t rows, int64_t cols, int64_t k, const float* x, flo
     const float* row = x + r * cols;
     std::vector<int64_t> idx(static_cast<size_t>(cols));
     std::iota(idx.begin(), idx.end(), 0);
-    // largest first; ties keep the lower index first so results are deterministic
+    // NaN first (torch.topk ranks it above every number), then largest first; ties, and NaNs among
+    // themselves, by lower index: a total order, so results are deterministic (CUDA's is the same)
     std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) {
+      const bool na = std::isnan(row[a]), nb = std::isnan(row[b]);
+      if (na || nb) return na && (!nb || a < b);
       return row[a] > row[b] || (row[a] == row[b] && a < b);
     });
     for (int64_t j = 0; j < k; ++j) {

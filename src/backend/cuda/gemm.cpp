@@ -59,6 +59,7 @@ struct GemmContext::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool bias_refused = false;  // the heuristic offered a bias algorithm that cublasLtMatmul refused
   ~Plan() {
     if (first) cublasLtMatrixLayoutDestroy(first);
     if (second) cublasLtMatrixLayoutDestroy(second);
@@ -140,14 +141,21 @@ bool GemmContext::matmul(int64_t batch, const LtOperand& first, const void* firs
                          const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta,
                          const float* bias) {
   Plan* plan = plan_for(batch, first, second, out, beta != 0.0f, bias != nullptr);
-  if (plan == nullptr) return false;
-  // the bias pointer is per call; the plan (and its descriptor) serves every product of this shape
+  // The bias pointer is per call and the plan's descriptor serves every product of this shape:
+  // setting it and queueing the product happen under the lock, so two host threads cannot swap biases.
+  std::lock_guard lock(mutex_);
+  if (plan == nullptr || plan->bias_refused) return false;
   if (bias != nullptr)
     LD_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-  LD_CUBLAS_CHECK(cublasLtMatmul(handle_, plan->desc, &alpha, first_ptr, plan->first, second_ptr, plan->second, &beta,
-                                 out_ptr, plan->out, out_ptr, plan->out, &plan->algo, workspace_, workspace_bytes_,
-                                 backend_.stream()));
+  const cublasStatus_t st =
+      cublasLtMatmul(handle_, plan->desc, &alpha, first_ptr, plan->first, second_ptr, plan->second, &beta, out_ptr,
+                     plan->out, out_ptr, plan->out, &plan->algo, workspace_, workspace_bytes_, backend_.stream());
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED && bias != nullptr) {  // nothing queued: the caller writes the bias first
+    plan->bias_refused = true;
+    return false;
+  }
+  LD_CUBLAS_CHECK(st);
   return true;
 }
 
@@ -161,13 +169,15 @@ struct Stored {
   int64_t rows, cols, ld, batch_stride;
 };
 
-// Rounds a stored operand into a compact bf16/fp16 buffer; the operand then reads it with ld = cols.
+// Rounds a stored operand into a bf16/fp16 buffer whose rows start 16 bytes apart (ld = cols rounded
+// up to 8): cuBLASLt's tensor-core algorithms want 16-byte aligned columns, and an odd k (53) would
+// otherwise leave only 2-byte alignment and maybe no algorithm at all.
 Stored pack_operand(CudaBackend& be, const Stored& s, int64_t batch, bool fp16, std::shared_ptr<Storage>& keep) {
-  const int64_t items = s.batch_stride == 0 ? 1 : batch;
-  keep = be.allocate(size_t(items * s.rows * s.cols) * 2);
+  const int64_t items = s.batch_stride == 0 ? 1 : batch, ld = (s.cols + 7) / 8 * 8;
+  keep = be.allocate(size_t(items * s.rows * ld) * 2);
   auto* dst = static_cast<uint16_t*>(keep->data());
-  cuda::pack_half(be.stream(), s.p, items, s.batch_stride, s.rows, s.cols, s.ld, dst, fp16);
-  return {reinterpret_cast<const float*>(dst), s.rows, s.cols, s.cols, s.batch_stride == 0 ? 0 : s.rows * s.cols};
+  cuda::pack_half(be.stream(), s.p, items, s.batch_stride, s.rows, s.cols, s.ld, dst, ld, fp16);
+  return {reinterpret_cast<const float*>(dst), s.rows, s.cols, ld, s.batch_stride == 0 ? 0 : s.rows * ld};
 }
 
 }  // namespace

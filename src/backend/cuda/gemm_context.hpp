@@ -59,9 +59,10 @@ class GemmContext {
 
 // gemm_kernels.cu
 // Packs items of a stored f32 matrix (rows x cols, leading dim ld, items item_stride apart) into a
-// compact 16-bit buffer [items, rows, cols], rounded to bf16 or (fp16 = true) fp16 as the host does.
+// 16-bit buffer [items, rows, dst_ld >= cols] (the padding is not written), rounded to bf16 or
+// (fp16 = true) fp16 as the host does.
 void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
-               int64_t ld, uint16_t* dst, bool fp16);
+               int64_t ld, uint16_t* dst, int64_t dst_ld, bool fp16);
 // C[b] (rows x cols, ldc) rounded to fp16 values in place (what a fp16 GEMM's output would hold).
 void round_to_f16(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld);
 // C[b] = beta * C[b] (0 when beta is 0, whatever C held), plus bias[col] on every row when bias is

@@ -5,12 +5,12 @@
 namespace ld::cuda {
 
 void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
-               int64_t ld, uint16_t* dst, bool fp16) {
+               int64_t ld, uint16_t* dst, int64_t dst_ld, bool fp16) {
   const int64_t per_item = rows * cols;
   launch_map(s, items * per_item, [=] __device__(int64_t i) {
     const int64_t item = i / per_item, r = (i % per_item) / cols, c = i % cols;
     const float v = src[item * item_stride + r * ld + c];
-    dst[i] = fp16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
+    dst[(item * rows + r) * dst_ld + c] = fp16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
   });
 }
 

@@ -35,6 +35,7 @@ void* DeviceAllocator::allocate(size_t nbytes) {
   cudaError_t err = cudaMalloc(&ptr, nbytes);
   if (err == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();  // clear the sticky-free error before retrying
+    LD_CUDA_CHECK(cudaDeviceSynchronize());  // a queued kernel may still use a cached block
     for (auto& [size, blocks] : free_)
       for (void* p : blocks) LD_CUDA_CHECK(cudaFree(p));
     free_.clear();

@@ -78,8 +78,12 @@ __global__ void argmax_kernel(int64_t rows, int64_t cols, const float* x, int64_
   }
 }
 
-// topk order: larger value first, equal values by lower index.
+// topk order (the CPU's): NaN first, as torch.topk ranks it above every number, then larger value
+// first; equal values, and NaNs among themselves, by lower index. A total order, so every round
+// finds an element and no index comes out as -1.
 __device__ inline bool topk_before(float va, int64_t ia, float vb, int64_t ib) {
+  const bool na = isnan(va), nb = isnan(vb);
+  if (na || nb) return na && (!nb || ia < ib);
   return va > vb || (va == vb && ia < ib);
 }
 
