@@ -105,10 +105,11 @@ void run_plan(const PlanOptions& o, const std::vector<std::string>& extras) {
     if (config.train.threads > 0) set_num_threads(int(config.train.threads));
     const train::Throughput th = train::measure_throughput(config, o.steps);
     tokens_per_s = th.tokens_per_s;
+    const std::string where = th.device == "cpu" ? std::to_string(num_threads()) + " threads" : th.device;
     std::printf("throughput    %.1f tokens/s (measured here: %lld timed step(s) of forward + backward + AdamW on "
-                "random tokens, %lld tokens each, %s, checkpointing %s, %d threads, %.2f s)\n",
+                "random tokens, %lld tokens each, %s, checkpointing %s, %s, %.2f s)\n",
                 tokens_per_s, (long long)th.steps, (long long)th.tokens_per_step, config.train.precision.c_str(),
-                config.train.checkpointing.c_str(), num_threads(), th.seconds);
+                config.train.checkpointing.c_str(), where.c_str(), th.seconds);
   }
   std::printf("time          %s for %.4g tokens%s (%.3g PFLOP)\n", duration(tokens / tokens_per_s).c_str(), tokens,
               o.tokens > 0 ? "" : " (max_steps x tokens per step)", tokens * double(p.flops_per_token) / 1e15);

@@ -175,6 +175,13 @@ void CausalLM::set_prompt(const Tensor& prompt) {
   prompt_ = prompt;
 }
 
+void CausalLM::to(Device device) {
+  nn::Module::to(device);  // fails, before anything moves, on an unusable device
+  if (prompt_.defined() && prompt_.device() != device) nn::move_in_place(prompt_, device);
+  if (prompt_.defined() && prompt_.grad().defined() && prompt_.grad().device() != device)
+    nn::move_in_place(prompt_.grad(), device);
+}
+
 std::unique_ptr<CausalLM> make_causal_lm(const io::HfModelConfig& config, Generator& gen) {
   if (config.model_type == "gpt2") return std::make_unique<Gpt2LMHeadModel>(config, gen);
   if (config.model_type == "llama" || config.model_type == "mistral" || config.model_type == "qwen2" ||

@@ -75,6 +75,9 @@ class CausalLM : public nn::Module {
   void set_prompt(const Tensor& prompt);
   const Tensor& prompt() const { return prompt_; }
 
+  // The parameters, and the prompt in place (the handle its PromptEmbedding holds follows).
+  void to(Device device) override;
+
   // Activation checkpointing for training (autograd/checkpoint.hpp): every_k = 0 keeps every
   // block's activations (the default), 1 recomputes every block in backward, k every k-th block
   // (blocks 0, k, 2k, ...). Only forwards that record gradients without a KV cache are affected;

@@ -21,16 +21,15 @@ std::string describe_keys(const std::vector<std::string>& names, const char* kin
   return os.str();
 }
 
-// Points t's impl at a contiguous copy of its data on `device` (same impl, same handles).
-void move_impl(const Tensor& t, Device device) {
+}  // namespace
+
+void move_in_place(const Tensor& t, Device device) {
   const Tensor moved = t.detach().to(device);
   TensorImpl& impl = t.impl();
   impl.storage = moved.storage();
   impl.strides = moved.strides();
   impl.offset = moved.offset();
 }
-
-}  // namespace
 
 bool glob_match(const std::string& pattern, const std::string& name) {
   // Iterative matcher with backtracking to the last '*' (linear in practice, no recursion).
@@ -162,9 +161,9 @@ void Module::to(Device device) {
     LD_FAIL("nn::Module::to(", device.str(), "): ", e.what());
   }
   for (const auto& [_, t] : named_parameters()) {  // tied tensors once
-    if (t.device() != device) move_impl(t, device);
+    if (t.device() != device) move_in_place(t, device);
     const Tensor grad = t.grad();
-    if (grad.defined() && grad.device() != device) move_impl(grad, device);
+    if (grad.defined() && grad.device() != device) move_in_place(grad, device);
   }
 }
 

@@ -27,6 +27,10 @@ struct LoadResult {
 // '?' is any one character.
 bool glob_match(const std::string& pattern, const std::string& name);
 
+// Points t's TensorImpl at a contiguous copy of its data on `device`: every handle to t sees it
+// there (Module::to's move, for tensors a module holds outside its parameters).
+void move_in_place(const Tensor& t, Device device);
+
 class Module {
  public:
   Module() = default;
@@ -50,7 +54,8 @@ class Module {
   // Moves every parameter (and its gradient, if any) to `device` in place: each TensorImpl keeps its
   // identity and only gets a contiguous copy of its data there, so the handles layers hold, tied
   // weights and an optimizer's references stay valid. Parameters already there are left alone.
-  void to(Device device);
+  // Virtual: a module that holds tensors outside its parameters moves them too (CausalLM's prompt).
+  virtual void to(Device device);
 
   void train(bool mode = true);  // this module and all below it
   void eval() { train(false); }

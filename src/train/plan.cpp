@@ -3,6 +3,7 @@
 #include <chrono>
 #include <random>
 
+#include "backend/backend.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "models/bert.hpp"
@@ -137,24 +138,30 @@ Throughput measure_throughput(const RunConfig& config, int64_t steps) {
     bert->bert->encoder->checkpoint_every = every_k;
     module = bert;
   }
+  const Device device = training_device(t);
+  module->to(device);  // before the optimizer, which makes its state where the parameters are
   std::vector<Tensor> params = module->parameters();
   AdamW optimizer({ParamGroup{params, float(t.weight_decay)}},
                   {.lr = float(t.lr), .beta1 = float(t.beta1), .beta2 = float(t.beta2), .eps = float(t.eps),
                    .weight_decay = float(t.weight_decay)});
   auto step = [&] {
     ops::AutocastScope autocast(ops::compute_precision_from_name(t.precision));
-    const Tensor ids = random_tokens(t.batch_size, t.seq_len, V, rng);
-    const Tensor targets = random_tokens(t.batch_size, t.seq_len, V, rng);  // the loss's value does not matter
+    const Tensor ids = random_tokens(t.batch_size, t.seq_len, V, rng).to(device);
+    const Tensor targets = random_tokens(t.batch_size, t.seq_len, V, rng).to(device);  // its loss does not matter
     Tensor loss = loss_of(ids, targets);
     loss.backward();
     optimizer.step();
     optimizer.zero_grad();
   };
+  Backend& backend = backend_for(device);
   step();  // warm-up: allocator pools, first-touch pages
+  backend.synchronize();  // a device's queued work is timed where it runs
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) step();
+  backend.synchronize();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Throughput th;
+  th.device = device.str();
   th.steps = steps;
   th.tokens_per_step = t.batch_size * t.seq_len;
   th.seconds = seconds;

@@ -65,10 +65,12 @@ struct Throughput {
   int64_t steps = 0;          // timed steps (after one warm-up step)
   int64_t tokens_per_step = 0;
   double seconds = 0;         // of the timed steps
+  std::string device;         // where they ran: train.device
 };
 // Builds the configured model with random weights and times `steps` forward + backward + AdamW steps
-// on random tokens at batch_size x seq_len, in fp32 with the configured activation checkpointing, on
-// the threads the backend has (the caller applies train.threads).
+// on random tokens at batch_size x seq_len, under train.precision with the configured activation
+// checkpointing, on train.device (the CPU: the threads the backend has; the caller applies
+// train.threads).
 Throughput measure_throughput(const RunConfig& config, int64_t steps);
 
 }  // namespace ld::train

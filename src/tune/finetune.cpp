@@ -207,12 +207,9 @@ class FinetuneTask : public train::TrainTask {
   int64_t prefix_tokens() const { return model_.method == "prompt" ? model_.prompt.config.num_virtual_tokens : 0; }
 
  private:
-  // The loaded (or resumed) weights, adapters included, onto train.device; a prompt-tuning prompt
-  // too (the model holds the same tensor, moved in place).
-  void place_tuned_model(Device device) {
-    model_.lm->to(device);
-    if (model_.prompt.prompt) model_.prompt.prompt->to(device);
-  }
+  // The loaded (or resumed) weights, adapters and a prompt-tuning prompt included (CausalLM::to
+  // moves the prompt in place, so the PromptEmbedding's handle follows), onto train.device.
+  void place_tuned_model(Device device) { model_.lm->to(device); }
 
   const train::RunConfig c_;  // owned: the data and the clm task refer to it
   std::unique_ptr<tok::Tokenizer> tokenizer_;

@@ -15,6 +15,7 @@
 #include "cuda/cuda_test_util.hpp"
 #include "infer/generate.hpp"
 #include "models/causal_lm.hpp"
+#include "peft/prompt_tuning.hpp"
 #include "test_util.hpp"
 #include "train/grad_clip.hpp"
 #include "train/run_config.hpp"
@@ -140,6 +141,26 @@ TEST_F(CudaTraining, GreedyGenerationAgrees) {
   const std::vector<int64_t> prompt = {3, 4, 5};
   const std::vector<int32_t> on_cpu = infer::generate(*lm, prompt, g);
   lm->to(kGPU);
+  EXPECT_EQ(infer::generate(*lm, prompt, g), on_cpu);
+}
+
+// A prompt-tuning prompt is held by the model outside its parameters: CausalLM::to moves it too, in
+// place (as `generate --adapter` and `eval --adapter` rely on), and generation agrees with the CPU.
+TEST_F(CudaTraining, PromptTuningMovesWithTheModel) {
+  TempDir tmp("cuda_prompt");
+  const train::RunConfig config = make_config(kLlamaModel, make_dataset(tmp / "data"), tmp / "run", {});
+  Generator init(9);
+  std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
+  lm->eval();
+  peft::PromptTuning tuning = peft::apply_prompt_tuning(*lm, peft::PromptTuningConfig{.num_virtual_tokens = 3}, init);
+  infer::GenerateOptions g;
+  g.max_new_tokens = 8;
+  g.sampling.temperature = 0.0f;
+  const std::vector<int64_t> prompt = {3, 4, 5};
+  const std::vector<int32_t> on_cpu = infer::generate(*lm, prompt, g);
+  lm->to(kGPU);
+  EXPECT_EQ(lm->prompt().device(), kGPU);
+  EXPECT_EQ(tuning.prompt->weight.device(), kGPU);  // the same tensor, moved in place
   EXPECT_EQ(infer::generate(*lm, prompt, g), on_cpu);
 }
 
