@@ -68,6 +68,7 @@ AdapterModel apply_houlsby_to(nn::Module& model, const AdapterConfig& config,
   AdapterModel out{.config = config, .targets = {}};
   for (const Projection& p : targets) {
     auto adapter = std::make_shared<HoulsbyAdapter>(p.out_features(), config, gen);
+    adapter->to(p.weight().device());  // made on the host: beside a base already on a device
     p.attach(adapter);
     out.targets.push_back({p, adapter});
   }

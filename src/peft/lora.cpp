@@ -59,6 +59,7 @@ LoraModel attach_all(const std::vector<Projection>& targets, const LoraConfig& c
   LoraModel out{.config = config, .targets = {}};
   for (const Projection& p : targets) {
     auto lora = std::make_shared<LoraLayer>(p.in_features(), p.out_features(), config, gen);
+    lora->to(p.weight().device());  // made on the host: beside a base already on a device
     p.attach(lora);
     out.targets.push_back({p, lora});
   }

@@ -26,7 +26,7 @@ void init_from_text(PromptEmbedding& prompt, const Tensor& table, const std::vec
     LD_CHECK(id >= 0 && id < V, "Prompt tuning: init token id ", id, " is outside the vocabulary (", V, ")");
   const int64_t n = prompt.weight.size(0);
   autograd::NoGradGuard no_grad;
-  prompt.weight.copy_(ops::embedding(from_vector(repeat_to(ids, n), {n}), table));
+  prompt.weight.copy_(ops::embedding(from_vector(repeat_to(ids, n), {n}).to(table.device()), table));
 }
 
 }  // namespace
@@ -56,7 +56,9 @@ PromptTuning apply_prompt_tuning(models::CausalLM& model, const PromptTuningConf
                    .token_dim = c.n_embd,
                    .num_attention_heads = c.n_head,
                    .num_layers = c.n_layer};
-  if (config.init == PromptTuningConfig::Init::text) init_from_text(*out.prompt, input_embeddings(model), init_ids);
+  const Tensor table = input_embeddings(model);
+  out.prompt->to(table.device());  // made on the host: beside a model already on a device
+  if (config.init == PromptTuningConfig::Init::text) init_from_text(*out.prompt, table, init_ids);
   freeze_all(model);
   model.set_prompt(out.prompt->weight);
   return out;

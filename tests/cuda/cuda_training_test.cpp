@@ -15,6 +15,7 @@
 #include "cuda/cuda_test_util.hpp"
 #include "infer/generate.hpp"
 #include "models/causal_lm.hpp"
+#include "peft/lora.hpp"
 #include "peft/prompt_tuning.hpp"
 #include "test_util.hpp"
 #include "train/grad_clip.hpp"
@@ -162,6 +163,30 @@ TEST_F(CudaTraining, PromptTuningMovesWithTheModel) {
   EXPECT_EQ(lm->prompt().device(), kGPU);
   EXPECT_EQ(tuning.prompt->weight.device(), kGPU);  // the same tensor, moved in place
   EXPECT_EQ(infer::generate(*lm, prompt, g), on_cpu);
+}
+
+// Adapters attached to a model already on the device are made beside it: a prompt (same seed as on
+// the CPU, so the same numbers) and LoRA (B starts at zero: the output is unchanged).
+TEST_F(CudaTraining, AdaptersAttachedOnTheDeviceStayThere) {
+  TempDir tmp("cuda_attach");
+  const train::RunConfig config = make_config(kLlamaModel, make_dataset(tmp / "data"), tmp / "run", {});
+  infer::GenerateOptions g;
+  g.max_new_tokens = 8;
+  g.sampling.temperature = 0.0f;
+  const std::vector<int64_t> prompt = {3, 4, 5};
+  auto tuned = [&](Device device) {
+    Generator init(9);
+    std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
+    lm->eval();
+    lm->to(device);
+    Generator adapters(4);
+    peft::apply_prompt_tuning(*lm, peft::PromptTuningConfig{.num_virtual_tokens = 3}, adapters);
+    peft::LoraModel lora = peft::apply_lora(*lm, peft::LoraConfig{}, adapters, "llama");
+    for (const auto& t : lora.targets) EXPECT_EQ(t.lora->lora_B->weight.device(), device);
+    EXPECT_EQ(lm->prompt().device(), device);
+    return infer::generate(*lm, prompt, g);
+  };
+  EXPECT_EQ(tuned(kGPU), tuned(kCPU));
 }
 
 // LoRA fine-tuning (clm) of a saved tiny model: the same losses on the device as on the CPU.
