@@ -9,6 +9,7 @@
 #include "core/tensor.hpp"
 #include "eval/perplexity.hpp"
 #include "models/causal_lm.hpp"
+#include "ops/ops.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace ld::eval {
@@ -55,19 +56,28 @@ void score_batch(const models::CausalLM& model, const std::vector<Prepared>& pre
     const auto& in = prepared[rows[size_t(b)]].input;
     std::copy(in.begin(), in.end(), ids.begin() + b * T);
   }
-  // The ids go where the weights are (a device, after nn::Module::to); the logits come back to the host.
+  // The ids go where the weights are (a device, after nn::Module::to). Only the scored positions'
+  // logits come back to the host, gathered where they are: a device's [B, T, V] would be GBs.
   const std::vector<Tensor> params = model.parameters();
   const Device device = params.empty() ? kCPU : params.front().device();
-  Tensor logits = model.forward(from_vector(ids, {B, T}).to(device)).to(DType::f32).to(kCPU).contiguous();
-  const int64_t V = logits.size(2);
-  const float* data = logits.data<float>();
+  std::vector<int64_t> scored;  // rows of the flattened [B * T, V] logits, in scoring order
+  for (int64_t b = 0; b < B; ++b) {
+    const Prepared& p = prepared[rows[size_t(b)]];
+    const int64_t first = int64_t(p.input.size() - p.targets.size());
+    for (size_t j = 0; j < p.targets.size(); ++j) scored.push_back(b * T + first + int64_t(j));
+  }
+  const Tensor all = model.forward(from_vector(ids, {B, T}).to(device)).to(DType::f32);
+  const int64_t V = all.size(2);
+  const Tensor picked = ops::embedding(from_vector(scored, {int64_t(scored.size())}).to(device),
+                                       all.reshape({B * T, V}));
+  const Tensor logits = picked.to(kCPU).contiguous();
+  const float* row = logits.data<float>();
   for (int64_t b = 0; b < B; ++b) {
     const Prepared& p = prepared[rows[size_t(b)]];
     LoglikResult& out = results[rows[size_t(b)]];
     out = {.logprob = 0, .greedy = true, .tokens = int64_t(p.targets.size())};
-    const int64_t first = int64_t(p.input.size() - p.targets.size());
-    for (size_t j = 0; j < p.targets.size(); ++j) {
-      auto [logprob, greedy] = score_token(data + (b * T + first + int64_t(j)) * V, V, p.targets[j]);
+    for (size_t j = 0; j < p.targets.size(); ++j, row += V) {
+      auto [logprob, greedy] = score_token(row, V, p.targets[j]);
       out.logprob += logprob;
       out.greedy = out.greedy && greedy;
     }
