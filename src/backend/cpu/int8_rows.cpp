@@ -1,15 +1,13 @@
-// The product: per block of R rows of Q, M*R accumulators of 16 lanes run over k; 16 int8 weights at a time are
-// sign-extended to 32 bits and converted to f32 (two instructions), then meet all M rows of X,
-// which stay in L1. The layout of small_m_gemm's W [n, k] blocks, with a quarter of its bytes.
+// Quantisation per row (AVX-512 or scalar); the product is small_m_gemm's W [n, k] kernel on the
+// int8 values (16 at a time sign-extended and converted to f32, two instructions), then the scales.
 #include "backend/cpu/int8_rows.hpp"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "backend/cpu/small_m_gemm.hpp"
 #include "backend/cpu/spin_pool.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
@@ -26,11 +24,6 @@
 namespace ld::cpu {
 
 namespace {
-
-// Below this many multiply-adds one thread does it all (small_m_gemm's threshold, in bytes here a
-// quarter of its 512 KB).
-constexpr int64_t kMinParallelWork = int64_t(1) << 17;
-
 
 // (1 + 2^-22) rounded to nearest still lifts an error by more than its one rounding of 2^-24.
 constexpr float kErrMargin = 1.0f + 1.0f / 4194304.0f;
@@ -71,42 +64,6 @@ void quantize_row(int64_t k, const float* w, int8_t* q, float& scale, float& max
   scale = s, max_abs = m, err = _mm512_reduce_max_ps(verr) * kErrMargin;
 }
 
-inline __m512 widen16(const int8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
-inline __m512 widen16(const int8_t* p, __mmask16 mask) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, p)));
-}
-
-// Rows [0, R) of q against rows [0, M) of x.
-template <int M, int R>
-void block(int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq, const float* scale, float* y,
-           int64_t ldy) {
-  __m512 acc[M][R];
-  for (int i = 0; i < M; ++i)
-    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
-  int64_t kk = 0;
-  for (; kk + 16 <= k; kk += 16) {
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = widen16(q + r * ldq + kk);
-    for (int i = 0; i < M; ++i) {
-      const __m512 xv = _mm512_loadu_ps(x + i * ldx + kk);
-      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
-    }
-  }
-  if (kk < k) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (k - kk)) - 1u);
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = widen16(q + r * ldq + kk, mask);
-    for (int i = 0; i < M; ++i) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + kk);
-      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
-    }
-  }
-  for (int i = 0; i < M; ++i)
-    for (int r = 0; r < R; ++r) y[i * ldy + r] = scale[r] * _mm512_reduce_add_ps(acc[i][r]);
-}
-
 #else
 
 void quantize_row(int64_t k, const float* w, int8_t* q, float& scale, float& max_abs, float& err) {
@@ -124,32 +81,7 @@ void quantize_row(int64_t k, const float* w, int8_t* q, float& scale, float& max
   scale = s, max_abs = m, err = e * kErrMargin;
 }
 
-template <int M, int R>
-void block(int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq, const float* scale, float* y,
-           int64_t ldy) {
-  for (int i = 0; i < M; ++i)
-    for (int r = 0; r < R; ++r) {
-      float s = 0.0f;
-      for (int64_t kk = 0; kk < k; ++kk) s += x[i * ldx + kk] * float(q[r * ldq + kk]);
-      y[i * ldy + r] = scale[r] * s;
-    }
-}
-
 #endif
-
-template <int M>
-void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq, const float* scale,
-           float* y, int64_t ldy) {
-  // As many accumulators as the 32 vector registers hold beside the R widened weights.
-  constexpr int R = M <= 2 ? 8 : M <= 4 ? 4 : 2;
-  auto range = [&](int64_t lo, int64_t hi) {
-    int64_t j = lo;
-    for (; j + R <= hi; j += R) block<M, R>(k, x, ldx, q + j * ldq, ldq, scale + j, y + j, ldy);
-    for (; j < hi; ++j) block<M, 1>(k, x, ldx, q + j * ldq, ldq, scale + j, y + j, ldy);
-  };
-  if (M * n * k < kMinParallelWork || omp_get_max_threads() == 1) return range(0, n);
-  spin_parallel_ranges(n, R, range);
-}
 
 }  // namespace
 
@@ -175,16 +107,9 @@ void quantize_rows_int8(int64_t n, int64_t k, const uint16_t* w, int64_t ldw, in
 void int8_rows_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const int8_t* q, int64_t ldq,
                     const float* scale, float* y, int64_t ldy) {
   LD_ASSERT(m >= 1 && m <= kInt8RowsMaxM, "int8_rows_gemm: m=", m, " outside 1..", kInt8RowsMaxM);
-  switch (m) {
-    case 1: return run_m<1>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    case 2: return run_m<2>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    case 3: return run_m<3>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    case 4: return run_m<4>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    case 5: return run_m<5>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    case 6: return run_m<6>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    case 7: return run_m<7>(n, k, x, ldx, q, ldq, scale, y, ldy);
-    default: return run_m<8>(n, k, x, ldx, q, ldq, scale, y, ldy);
-  }
+  small_m_gemm(m, n, k, x, ldx, q, ldq, /*w_kn=*/false, y, ldy, /*accumulate=*/false);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) y[i * ldy + j] *= scale[j];
 }
 
 }  // namespace ld::cpu

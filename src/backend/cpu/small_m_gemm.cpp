@@ -51,10 +51,16 @@ inline __m512 load16(const uint16_t* p, __mmask16 mask) {
   __m256i h = _mm256_maskz_loadu_epi16(mask, p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
+inline __m512 load16(const int8_t* p, __mmask16 mask) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, p)));
+}
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const uint16_t* p) {
   __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline __m512 load16(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
 // Rows [0, R) of w against rows [0, M) of x.
@@ -376,6 +382,7 @@ void col_range_pairs(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t 
 
 inline float widen(float v) { return v; }
 inline float widen(uint16_t v) { return bf16_to_f32(v); }
+inline float widen(int8_t v) { return float(v); }
 
 template <int M, int R, typename W>
 void block(int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, float* y, int64_t ldy, bool accumulate) {
@@ -423,8 +430,9 @@ void row_range(int64_t lo, int64_t hi, int64_t k, const float* x, int64_t ldx, c
 template <int M, typename W>
 void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_t ldw, bool w_kn, float* y,
            int64_t ldy, bool accumulate) {
+  constexpr bool kn_layout = !std::is_same_v<W, int8_t>;  // int8 W comes as [n, k] only (dispatch)
 #if defined(LD_SMALL_M_AVX512)
-  if constexpr (M == 1) {
+  if constexpr (M == 1 && kn_layout) {
     if (w_kn) return one_row_kn(n, k, x, w, ldw, y, accumulate);
   }
 #endif
@@ -451,7 +459,7 @@ void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_
       return row_range_pairs<M>(lo, hi, k, xd, kp, w, ldw, y, ldy, accumulate);
     }
 #endif
-    if constexpr (M <= kMaxRowsKn) {
+    if constexpr (M <= kMaxRowsKn && kn_layout) {
       if (w_kn) return col_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
     }
     row_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
@@ -468,6 +476,7 @@ void dispatch(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, cons
               float* y, int64_t ldy, bool accumulate) {
   LD_ASSERT(m >= 1 && m <= (w_kn ? kMaxRowsKn : kSmallMMax), "small_m_gemm: m=", m, " too large (W [k, n]: ", w_kn,
             ")");
+  LD_ASSERT(!(std::is_same_v<W, int8_t> && w_kn), "small_m_gemm: int8 W must be [n, k]");
   switch (m) {
     case 1: return run_m<1>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
     case 2: return run_m<2>(n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
@@ -506,6 +515,11 @@ void selected_rows(int64_t k, const float* x, const W* w, int64_t ldw, const int
 }
 
 }  // namespace
+
+void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const int8_t* w, int64_t ldw, bool w_kn,
+                  float* y, int64_t ldy, bool accumulate) {
+  dispatch(m, n, k, x, ldx, w, ldw, w_kn, y, ldy, accumulate);
+}
 
 void small_m_gemm_rows(int64_t k, const float* x, const float* w, int64_t ldw, const int32_t* rows, int64_t count,
                        float* y) {

@@ -18,6 +18,10 @@ void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, 
 // The same with bf16 weights (raw 16-bit patterns), widened to f32 in registers: f32 arithmetic.
 void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                   bool w_kn, float* y, int64_t ldy, bool accumulate);
+// The same with int8 weights (their integer values; cpu::int8_rows_gemm applies row scales), W [n, k]
+// only (w_kn false).
+void small_m_gemm(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
+                  bool w_kn, float* y, int64_t ldy, bool accumulate);
 
 // y[i] = x . W[rows[i]] for one row x [k] and W [n, k] (f32 or bf16) with row stride ldw, i in
 // [0, count): each exactly as small_m_gemm(1, n, k, x, k, w, ldw, false, ...) computes that row's
