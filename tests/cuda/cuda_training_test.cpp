@@ -130,61 +130,57 @@ TEST_F(CudaTraining, Bf16AutocastTrains) {
   expect_losses_close(gpu.losses, cpu.losses, 2e-2, "bf16 loss");  // bf16 products round differently
 }
 
-TEST_F(CudaTraining, GreedyGenerationAgrees) {
-  TempDir tmp("cuda_generate");
-  const train::RunConfig config = make_config(kLlamaModel, make_dataset(tmp / "data"), tmp / "run", {});
+// kLlamaModel's tiny LLaMA with seeded random weights, in eval mode, on the CPU.
+std::unique_ptr<models::CausalLM> tiny_llama(const fs::path& dir) {
+  const train::RunConfig config = make_config(kLlamaModel, make_dataset(dir / "data"), dir / "run", {});
   Generator init(9);
   std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
   lm->eval();
+  return lm;
+}
+
+std::vector<int32_t> greedy_tokens(const models::CausalLM& lm, int64_t n) {
   infer::GenerateOptions g;
-  g.max_new_tokens = 12;
+  g.max_new_tokens = n;
   g.sampling.temperature = 0.0f;
-  const std::vector<int64_t> prompt = {3, 4, 5};
-  const std::vector<int32_t> on_cpu = infer::generate(*lm, prompt, g);
+  return infer::generate(lm, {3, 4, 5}, g);
+}
+
+TEST_F(CudaTraining, GreedyGenerationAgrees) {
+  TempDir tmp("cuda_generate");
+  std::unique_ptr<models::CausalLM> lm = tiny_llama(tmp.path());
+  const std::vector<int32_t> on_cpu = greedy_tokens(*lm, 12);
   lm->to(kGPU);
-  EXPECT_EQ(infer::generate(*lm, prompt, g), on_cpu);
+  EXPECT_EQ(greedy_tokens(*lm, 12), on_cpu);
 }
 
 // A prompt-tuning prompt is held by the model outside its parameters: CausalLM::to moves it too, in
 // place (as `generate --adapter` and `eval --adapter` rely on), and generation agrees with the CPU.
 TEST_F(CudaTraining, PromptTuningMovesWithTheModel) {
   TempDir tmp("cuda_prompt");
-  const train::RunConfig config = make_config(kLlamaModel, make_dataset(tmp / "data"), tmp / "run", {});
-  Generator init(9);
-  std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
-  lm->eval();
-  peft::PromptTuning tuning = peft::apply_prompt_tuning(*lm, peft::PromptTuningConfig{.num_virtual_tokens = 3}, init);
-  infer::GenerateOptions g;
-  g.max_new_tokens = 8;
-  g.sampling.temperature = 0.0f;
-  const std::vector<int64_t> prompt = {3, 4, 5};
-  const std::vector<int32_t> on_cpu = infer::generate(*lm, prompt, g);
+  std::unique_ptr<models::CausalLM> lm = tiny_llama(tmp.path());
+  Generator gen(4);
+  peft::PromptTuning tuning = peft::apply_prompt_tuning(*lm, peft::PromptTuningConfig{.num_virtual_tokens = 3}, gen);
+  const std::vector<int32_t> on_cpu = greedy_tokens(*lm, 8);
   lm->to(kGPU);
   EXPECT_EQ(lm->prompt().device(), kGPU);
   EXPECT_EQ(tuning.prompt->weight.device(), kGPU);  // the same tensor, moved in place
-  EXPECT_EQ(infer::generate(*lm, prompt, g), on_cpu);
+  EXPECT_EQ(greedy_tokens(*lm, 8), on_cpu);
 }
 
 // Adapters attached to a model already on the device are made beside it: a prompt (same seed as on
 // the CPU, so the same numbers) and LoRA (B starts at zero: the output is unchanged).
 TEST_F(CudaTraining, AdaptersAttachedOnTheDeviceStayThere) {
   TempDir tmp("cuda_attach");
-  const train::RunConfig config = make_config(kLlamaModel, make_dataset(tmp / "data"), tmp / "run", {});
-  infer::GenerateOptions g;
-  g.max_new_tokens = 8;
-  g.sampling.temperature = 0.0f;
-  const std::vector<int64_t> prompt = {3, 4, 5};
   auto tuned = [&](Device device) {
-    Generator init(9);
-    std::unique_ptr<models::CausalLM> lm = models::make_causal_lm(config.model.hf, init);
-    lm->eval();
+    std::unique_ptr<models::CausalLM> lm = tiny_llama(tmp.path() / device.str());
     lm->to(device);
     Generator adapters(4);
     peft::apply_prompt_tuning(*lm, peft::PromptTuningConfig{.num_virtual_tokens = 3}, adapters);
     peft::LoraModel lora = peft::apply_lora(*lm, peft::LoraConfig{}, adapters, "llama");
     for (const auto& t : lora.targets) EXPECT_EQ(t.lora->lora_B->weight.device(), device);
     EXPECT_EQ(lm->prompt().device(), device);
-    return infer::generate(*lm, prompt, g);
+    return greedy_tokens(*lm, 8);
   };
   EXPECT_EQ(tuned(kGPU), tuned(kCPU));
 }
