@@ -21,8 +21,8 @@
 // --device puts the weights, the prompt and the KV cache there (nn::Module::to, as train.device) and
 // synchronizes it before each timer read, as the peer does. The fused step is host code, so a device
 // decodes through model.run() (--decode general, its default there), as infer::generate does. The
-// cache is made once and reset before each generation: on a device the warm-up moves it there, so
-// the timed reps find it in place, as the peer allocates its cache before starting the timer.
+// cache is made once, where the model is (CausalLM::make_cache), and reset before each generation,
+// as the peer allocates its cache before starting the timer.
 // --arch llama runs a LLaMA stack of the same sizes (intermediate_size 8C/3: the same parameter count
 // as GPT-2's 4C MLP), for use while GPT-2 cannot be built.
 #include <algorithm>

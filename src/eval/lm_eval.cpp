@@ -58,8 +58,7 @@ void score_batch(const models::CausalLM& model, const std::vector<Prepared>& pre
   }
   // The ids go where the weights are (a device, after nn::Module::to). Only the scored positions'
   // logits come back to the host, gathered where they are: a device's [B, T, V] would be GBs.
-  const std::vector<Tensor> params = model.parameters();
-  const Device device = params.empty() ? kCPU : params.front().device();
+  const Device device = model.device();
   std::vector<int64_t> scored;  // rows of the flattened [B * T, V] logits, in scoring order
   for (int64_t b = 0; b < B; ++b) {
     const Prepared& p = prepared[rows[size_t(b)]];

@@ -54,12 +54,6 @@ std::vector<float> host_logits(const Tensor& logits) {
   return logits.to(DType::f32).to(kCPU).contiguous().to_vector<float>();
 }
 
-// Where the model's weights are (the host for a model without any): the inputs are placed there.
-Device model_device(const models::CausalLM& model) {
-  const std::vector<Tensor> params = model.parameters();
-  return params.empty() ? kCPU : params.front().device();
-}
-
 // Left padding: row r is prompt r preceded by (longest - its length) pad tokens, masked out.
 struct PaddedBatch {
   std::vector<int64_t> ids;   // [B, longest]
@@ -98,7 +92,7 @@ std::vector<std::vector<int32_t>> generate_batch(const models::CausalLM& model,
   if (steps <= 0) return generated;
 
   const PaddedBatch batch = left_pad(prompts, steps);
-  const Device device = model_device(model);
+  const Device device = model.device();
   const Tensor full_mask = from_vector(batch.mask, {B, longest + steps}).to(device);
   auto mask_for = [&](int64_t total) { return batch.uneven ? full_mask.narrow(1, 0, total) : Tensor(); };
   // The cache holds every token fed: the prompts and all generated tokens but the last.

@@ -175,6 +175,15 @@ void CausalLM::set_prompt(const Tensor& prompt) {
   prompt_ = prompt;
 }
 
+KvCache CausalLM::make_cache(int64_t batch, int64_t max_len) const {
+  return KvCache(config_.stack, batch, max_len + (prompt_.defined() ? prompt_.size(0) : 0), device());
+}
+
+Device CausalLM::device() const {
+  const std::vector<Tensor> params = parameters();
+  return params.empty() ? kCPU : params.front().device();
+}
+
 void CausalLM::to(Device device) {
   nn::Module::to(device);  // fails, before anything moves, on an unusable device
   if (prompt_.defined() && prompt_.device() != device) nn::move_in_place(prompt_, device);

@@ -65,10 +65,10 @@ class CausalLM : public nn::Module {
 
   const io::HfModelConfig& hf_config() const { return config_; }
   const StackConfig& config() const { return config_.stack; }
-  // Room for max_len tokens per row, plus the prompt-tuning rows of set_prompt.
-  KvCache make_cache(int64_t batch, int64_t max_len) const {
-    return KvCache(config_.stack, batch, max_len + (prompt_.defined() ? prompt_.size(0) : 0));
-  }
+  // Room for max_len tokens per row, plus the prompt-tuning rows of set_prompt, on device().
+  KvCache make_cache(int64_t batch, int64_t max_len) const;
+  // Where the weights are (the host for a model without any): inputs built on the host go there.
+  Device device() const;
 
   // Prompt tuning without changing callers: `prompt` [N, C] (a handle: training it in place is seen
   // here) is the prefix of every run whose inputs carry none. Undefined removes it.

@@ -14,9 +14,11 @@ struct StackConfig;
 
 class KvCache {
  public:
-  KvCache(int64_t n_layer, int64_t batch, int64_t n_kv_head, int64_t max_len, int64_t head_dim);
+  // The buffers are made on `device`, where the model that appends to them runs.
+  KvCache(int64_t n_layer, int64_t batch, int64_t n_kv_head, int64_t max_len, int64_t head_dim,
+          Device device = kCPU);
   // Sized for a model config: n_layer, n_kv_head and head_dim from it.
-  KvCache(const StackConfig& config, int64_t batch, int64_t max_len);
+  KvCache(const StackConfig& config, int64_t batch, int64_t max_len, Device device = kCPU);
 
   int64_t length() const { return length_; }  // tokens cached (per batch row)
   int64_t max_len() const { return max_len_; }

@@ -38,8 +38,7 @@ size_t last_assistant(const Conversation& c) {
 
 train::LossParts sft_loss(const models::CausalLM& model, const SftBatch& batch) {
   // Batches are built on the host; they go where the model's weights are (train.device).
-  const std::vector<Tensor> params = model.parameters();
-  const Device device = params.empty() ? kCPU : params.front().device();
+  const Device device = model.device();
   const Tensor mask = batch.attention_mask.defined() ? batch.attention_mask.to(device) : Tensor();
   const models::LmOutput out = model.run({.ids = batch.input_ids.to(device), .attention_mask = mask});
   train::LossParts parts;
