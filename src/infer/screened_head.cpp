@@ -105,47 +105,43 @@ bool ScreenedHead::screen(const float* x, const float* approx, int64_t k) {
   return true;
 }
 
-bool ScreenedHead::argmax(int64_t m, const float* x, int64_t* out) {
+void ScreenedHead::approximate(int64_t m, const float* x) {
   LD_CHECK(m >= 1 && m <= kMaxRows, "ScreenedHead: ", m, " rows, expected 1..", kMaxRows);
   cpu::int8_rows_gemm(m, vocab_, dim_, x, dim_, q_.data(), dim_, scale_.data(), approx_.data(), vocab_);
   last_candidates_ = 0;
+}
+
+bool ScreenedHead::exact_logits(const float* x, const float* approx, int64_t k, float* full) {
+  if (!screen(x, approx, k)) return false;
+  const auto is_nan = [](float v) { return std::isnan(v); };
+  if (all_rows_) {
+    full_product(x, full);
+    return std::none_of(full, full + vocab_, is_nan);
+  }
+  exact_.resize(candidates_.size());
+  candidate_logits(x, exact_.data());
+  return std::none_of(exact_.begin(), exact_.end(), is_nan);
+}
+
+bool ScreenedHead::argmax(int64_t m, const float* x, int64_t* out) {
+  approximate(m, x);
+  full_.resize(size_t(vocab_));
   for (int64_t b = 0; b < m; ++b) {
-    const float* row = x + b * dim_;
-    if (!screen(row, approx_.data() + b * vocab_, 1)) return false;
-    if (all_rows_) {
-      std::vector<float> logits(static_cast<size_t>(vocab_));
-      full_product(row, logits.data());
-      if (std::any_of(logits.begin(), logits.end(), [](float v) { return std::isnan(v); })) return false;
-      out[b] = std::max_element(logits.begin(), logits.end()) - logits.begin();
-      continue;
-    }
-    exact_.resize(candidates_.size());
-    candidate_logits(row, exact_.data());
-    if (std::any_of(exact_.begin(), exact_.end(), [](float v) { return std::isnan(v); })) return false;
-    // Candidates ascend: the first maximum is the lowest id.
-    out[b] = candidates_[size_t(std::max_element(exact_.begin(), exact_.end()) - exact_.begin())];
+    if (!exact_logits(x + b * dim_, approx_.data() + b * vocab_, 1, full_.data())) return false;
+    // The first maximum is the lowest id (candidates ascend).
+    out[b] = all_rows_ ? std::max_element(full_.begin(), full_.end()) - full_.begin()
+                       : candidates_[size_t(std::max_element(exact_.begin(), exact_.end()) - exact_.begin())];
   }
   return true;
 }
 
 bool ScreenedHead::top_k(int64_t m, const float* x, int64_t k, float* logits) {
-  LD_CHECK(m >= 1 && m <= kMaxRows, "ScreenedHead: ", m, " rows, expected 1..", kMaxRows);
   LD_CHECK(k >= 1, "ScreenedHead: top_k needs k >= 1, got ", k);
-  k = std::min(k, vocab_);
-  cpu::int8_rows_gemm(m, vocab_, dim_, x, dim_, q_.data(), dim_, scale_.data(), approx_.data(), vocab_);
-  last_candidates_ = 0;
+  approximate(m, x);
   for (int64_t b = 0; b < m; ++b) {
-    const float* row = x + b * dim_;
     float* out = logits + b * vocab_;
-    if (!screen(row, approx_.data() + b * vocab_, k)) return false;
-    if (all_rows_) {
-      full_product(row, out);
-      if (std::any_of(out, out + vocab_, [](float v) { return std::isnan(v); })) return false;
-      continue;
-    }
-    exact_.resize(candidates_.size());
-    candidate_logits(row, exact_.data());
-    if (std::any_of(exact_.begin(), exact_.end(), [](float v) { return std::isnan(v); })) return false;
+    if (!exact_logits(x + b * dim_, approx_.data() + b * vocab_, std::min(k, vocab_), out)) return false;
+    if (all_rows_) continue;  // out holds the full product
     std::fill(out, out + vocab_, -std::numeric_limits<float>::infinity());
     for (size_t i = 0; i < candidates_.size(); ++i) out[candidates_[i]] = exact_[i];
   }

@@ -46,6 +46,10 @@ class ScreenedHead {
   // candidates_ = the rows whose interval reaches the k-th largest lower bound, ascending; or
   // every row when that is cheaper as one full product. False when the bound does not hold.
   bool screen(const float* x, const float* approx, int64_t k);
+  void approximate(int64_t m, const float* x);  // approx_ for the m rows of x
+  // After screen(): the full product into full (all_rows_) or the candidates' logits into exact_.
+  // False when the screen fails or a logit is NaN.
+  bool exact_logits(const float* x, const float* approx, int64_t k, float* full);
   void candidate_logits(const float* x, float* out) const;
   void full_product(const float* x, float* logits) const;
 
@@ -59,6 +63,7 @@ class ScreenedHead {
   std::vector<double> lower_;   // [vocab] scratch for k > 1
   std::vector<int32_t> candidates_;
   std::vector<float> exact_;    // the candidates' logits
+  std::vector<float> full_;     // [vocab] argmax's full product, when the screen keeps too many
   bool all_rows_ = false;       // screen() chose the full product
   int64_t last_candidates_ = 0;
 };

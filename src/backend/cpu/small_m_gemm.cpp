@@ -43,6 +43,14 @@ namespace {
 // spinning SpinPool (quiet 2-core VM: tiny decode 4316 against 3432 tok/s with a 2 MB floor).
 constexpr int64_t kMinParallelWork = int64_t(1) << 17;
 
+// body(lo, hi) over [0, n): split between SpinPool's threads (boundaries at multiples of align) when
+// `work` multiply-adds pay for the hand-off, else on the caller.
+template <typename Body>
+void split_if_worth(int64_t n, int64_t work, int64_t align, Body&& body) {
+  if (work < kMinParallelWork || omp_get_max_threads() == 1) return body(int64_t(0), n);
+  spin_parallel_ranges(n, align, body);
+}
+
 #if defined(LD_SMALL_M_AVX512)
 
 inline __m512 load16(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
@@ -464,11 +472,7 @@ void run_m(int64_t n, int64_t k, const float* x, int64_t ldx, const W* w, int64_
     }
     row_range<M>(lo, hi, k, x, ldx, w, ldw, y, ldy, accumulate);
   };
-  if (M * n * k < kMinParallelWork || omp_get_max_threads() == 1) {
-    range(0, n);
-    return;
-  }
-  spin_parallel_ranges(n, align, range);
+  split_if_worth(n, M * n * k, align, range);
 }
 
 template <typename W>
@@ -500,18 +504,14 @@ void selected_rows(int64_t k, const float* x, const W* w, int64_t ldw, const int
     xd_buffer.resize(static_cast<size_t>(kp));
     deinterleave_rows(1, k, x, k, xd_buffer.data(), kp);
     const float* xd = xd_buffer.data();
-    auto body = [&](int64_t lo, int64_t hi) {
+    return split_if_worth(count, count * k, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) block_pairs<1, 1>(k, xd, kp, w + rows[i] * ldw, ldw, y + i, 1, false);
-    };
-    if (count * k < kMinParallelWork || omp_get_max_threads() == 1) return body(0, count);
-    return spin_parallel_ranges(count, 1, body);
+    });
   }
 #endif
-  auto body = [&](int64_t lo, int64_t hi) {
+  split_if_worth(count, count * k, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) block<1, 1>(k, x, k, w + rows[i] * ldw, ldw, y + i, 1, false);
-  };
-  if (count * k < kMinParallelWork || omp_get_max_threads() == 1) return body(0, count);
-  spin_parallel_ranges(count, 1, body);
+  });
 }
 
 }  // namespace
