@@ -228,6 +228,24 @@ TEST(HalfFloats, TensorCastsRoundTheSameWay) {
   EXPECT_EQ(hf[3], INFINITY);
 }
 
+// A long contiguous cast takes the CPU's vector rounding (backend/cpu/half_rows.hpp); every bit
+// pattern class (NaNs, infinities, denormals, ties, overflow) must come out as f32_to_bf16 makes it.
+TEST(HalfFloats, VectorBf16CastMatchesTheScalarRoundingBitForBit) {
+  std::vector<uint32_t> bits = {0x3f808000, 0x3f818000, 0x3f808008, 0x000116c2, 0x00008000, 0x00018000,
+                                0x7f7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xff800001,
+                                0x7fffffff, 0x80000000, 0x807fffff, 0x7f7f8000};
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  while (bits.size() < 100003) {  // not a multiple of 16: the scalar tail runs too
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    bits.push_back(uint32_t(state >> 32));
+  }
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) v[i] = float_of(bits[i]);
+  Tensor rounded = from_vector(v, {int64_t(v.size())}).to(DType::bf16);
+  const auto* got = static_cast<const uint16_t*>(rounded.raw());
+  for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(v[i])) << std::hex << bits[i];
+}
+
 // --- caching allocator
 
 TEST(Allocator, SecondRoundOfTheSameSizesComesFromThePool) {

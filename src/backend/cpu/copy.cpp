@@ -2,6 +2,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/dtype_dispatch.hpp"
+#include "backend/cpu/half_rows.hpp"
 #include "backend/cpu/strided_loop.hpp"
 
 namespace ld {
@@ -21,6 +22,12 @@ void CpuBackend::copy_strided(int ndim, const int64_t* shape, DType src_dtype, c
                              if constexpr (std::is_same_v<S, D>) {
                                if (inc[0] == 1 && inc[1] == 1) {
                                  std::memcpy(dp, sp, size_t(len) * sizeof(D));
+                                 return;
+                               }
+                             }
+                             if constexpr (std::is_same_v<S, float> && std::is_same_v<D, cpu::BF16>) {
+                               if (inc[0] == 1 && inc[1] == 1) {  // an autocast operand rounded once
+                                 cpu::to_bf16_row(sp, len, &dp->bits);
                                  return;
                                }
                              }
