@@ -46,6 +46,12 @@ struct GemmArgs {
   // [n] or nullptr: added to every row of C with the product, C = alpha op(A) op(B) + beta C + bias
   // (a projection's bias; a GPU adds it in the GEMM's epilogue instead of a pass over C).
   const float* bias = nullptr;
+  // An operand already rounded to the precision's 16-bit type (bf16 or fp16 bits; precision not
+  // f32), read instead of a or b with the same lda/ldb and batch stride counted in its elements. An
+  // operand that several products read (a projection's input: its forward and dW; its output
+  // gradient: dX and dW) is then rounded once, and kept at half the bytes.
+  const uint16_t* a_half = nullptr;
+  const uint16_t* b_half = nullptr;
 };
 
 // Scaled-dot-product attention over q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] (Hq a multiple of Hkv:

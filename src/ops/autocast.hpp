@@ -1,10 +1,12 @@
 #pragma once
 // Autocast (PyTorch's torch.autocast semantics, matrix products only): inside an AutocastScope the
-// products of matmul and linear, forward and backward, round their inputs to bf16 or fp16 and
-// accumulate in f32. Tensors stay f32 everywhere (weights, activations, gradients, optimizer state);
-// only the operands a GEMM reads are rounded (fp16 also rounds the product's output, as a real fp16
-// GEMM writes fp16). Everything else (norms, softmax, attention, losses) runs in f32, except that
-// under bf16 a backend may run unmasked attention on tensor cores (AttentionArgs::allow_bf16).
+// products of matmul and linear round their inputs to bf16 or fp16 and accumulate in f32; so do the
+// products of their backward, wherever it runs (a backward computes in its forward's precision).
+// Tensors stay f32 everywhere (weights, activations, gradients, optimizer state); only the operands a
+// GEMM reads are rounded (fp16 also rounds the product's output, as a real fp16 GEMM writes fp16),
+// and a linear keeps its input for dW as the 16-bit copy its forward read. Everything else (norms,
+// softmax, attention, losses) runs in f32, except that under bf16 a backend may run unmasked
+// attention on tensor cores (AttentionArgs::allow_bf16).
 //
 // The precision is per thread; a scope restores the one before it, so scopes nest.
 #include <string_view>

@@ -241,6 +241,35 @@ TEST_F(CudaTest, GemmBf16AndFp16AccumulateInF32) {
   }
 }
 
+// Operands given already in 16 bits (GemmArgs::a_half / b_half): read in place when their rows are
+// 16-byte aligned (ld a multiple of 8), copied otherwise; either way the product of the same rounded
+// values as from the f32 operands (to f32 rounding: another ld may pick another algorithm).
+TEST_F(CudaTest, GemmHalfOperandsInPlaceOrRepacked) {
+  for (ComputePrecision p : {ComputePrecision::bf16, ComputePrecision::fp16})
+    for (int64_t pad : {0, 3}) {
+      const int64_t m = 40, n = 24, k = 56 + pad, batch = 3, lda = k + pad, ldb = n + pad;
+      Tensor a = randn({batch, m, lda}, &gen), b = randn({batch, k, ldb}, &gen);
+      const DType half = p == ComputePrecision::bf16 ? DType::bf16 : DType::f16;
+      Tensor ag = to_gpu(a), bg = to_gpu(b), a16 = to_gpu(a.to(half)), b16 = to_gpu(b.to(half));
+      Tensor from_f32 = zeros({batch, m, n}, DType::f32, kGPU), from_half = zeros({batch, m, n}, DType::f32, kGPU);
+      Tensor cpu_out = zeros({batch, m, n});
+      GemmArgs g;
+      g.m = m, g.n = n, g.k = k, g.batch = batch, g.precision = p;
+      g.lda = lda, g.ldb = ldb, g.ldc = n, g.stride_a = m * lda, g.stride_b = k * ldb, g.stride_c = m * n;
+      g.a = fp(a), g.b = fp(b), g.c = mp(cpu_out);
+      cpu_backend().gemm(g);
+      g.a = fp(ag), g.b = fp(bg), g.c = mp(from_f32);
+      cuda_backend(0).gemm(g);
+      g.a = g.b = nullptr;
+      g.a_half = static_cast<const uint16_t*>(a16.raw()), g.b_half = static_cast<const uint16_t*>(b16.raw());
+      g.c = mp(from_half);
+      cuda_backend(0).gemm(g);
+      const std::string what = "half operands pad=" + std::to_string(pad) + " precision=" + std::to_string(int(p));
+      expect_close(from_half, from_f32.to(kCPU), kRtol, 1e-5 * std::sqrt(double(k)), what + " vs f32 operands");
+      expect_close(from_half, cpu_out, 1e-2, 1e-3 * std::sqrt(double(k)), what + " vs the CPU");
+    }
+}
+
 TEST_F(CudaTest, LinearBf16BothWeightLayouts) {
   const int64_t m = 19, n = 70, k = 45;
   Tensor x = randn({m, k}, &gen), w = randn({n, k}, &gen).to(DType::bf16), y0 = randn({m, n}, &gen);

@@ -111,6 +111,61 @@ TEST(Autocast, Bf16GemmsMatchFloat64ProductsOfRoundedOperands) {
 
 TEST(Autocast, Fp16GemmsMatchFloat64ProductsOfRoundedOperands) { check_all_layouts(ComputePrecision::fp16); }
 
+// The same product with operands given already rounded (GemmArgs::a_half / b_half): bit for bit what
+// the f32 operands give, packed (read in place) or padded (copied), batched or shared, one or both.
+void check_half_operands(ComputePrecision p, bool trans_a, bool trans_b, bool padded, int64_t batch, Shared shared) {
+  GemmArgs g;
+  g.precision = p;
+  g.trans_a = trans_a, g.trans_b = trans_b;
+  g.m = 13, g.n = 10, g.k = 37;
+  g.lda = (trans_a ? g.m : g.k) + (padded ? 3 : 0);
+  g.ldb = (trans_b ? g.k : g.n) + (padded ? 5 : 0);
+  g.ldc = g.n;
+  g.batch = batch;
+  const int64_t a_size = (trans_a ? g.k : g.m) * g.lda, b_size = (trans_b ? g.n : g.k) * g.ldb;
+  g.stride_a = shared == Shared::a ? 0 : a_size;
+  g.stride_b = shared == Shared::b ? 0 : b_size;
+  g.stride_c = g.m * g.n;
+  const std::vector<float> a = random_values(shared == Shared::a ? a_size : batch * a_size, 4);
+  const std::vector<float> b = random_values(shared == Shared::b ? b_size : batch * b_size, 5);
+  auto to_half = [&](const std::vector<float>& x) {
+    std::vector<uint16_t> h(x.size());
+    for (size_t i = 0; i < x.size(); ++i) h[i] = p == ComputePrecision::bf16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
+    return h;
+  };
+  const std::vector<uint16_t> a16 = to_half(a), b16 = to_half(b);
+  std::vector<float> want(size_t(batch * g.stride_c)), got_a(want.size()), got_both(want.size());
+  g.a = a.data(), g.b = b.data(), g.c = want.data();
+  backend_for(kCPU).gemm(g);
+  GemmArgs only_a = g;
+  only_a.a = nullptr, only_a.a_half = a16.data(), only_a.c = got_a.data();
+  backend_for(kCPU).gemm(only_a);
+  GemmArgs both = only_a;
+  both.b = nullptr, both.b_half = b16.data(), both.c = got_both.data();
+  backend_for(kCPU).gemm(both);
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(got_a[i], want[i]) << "a in 16 bits, element " << i;
+    ASSERT_EQ(got_both[i], want[i]) << "a and b in 16 bits, element " << i;
+  }
+}
+
+TEST(Autocast, OperandsRoundedBeforehandGiveTheSameProduct) {
+  for (ComputePrecision p : {ComputePrecision::bf16, ComputePrecision::fp16})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool padded : {false, true}) {
+          SCOPED_TRACE(testing::Message() << ops::compute_precision_name(p) << " ta " << ta << " tb " << tb
+                                          << " padded " << padded);
+          check_half_operands(p, ta, tb, padded, 1, Shared::none);
+          check_half_operands(p, ta, tb, padded, 3, Shared::none);
+          check_half_operands(p, ta, tb, padded, 3, Shared::b);
+        }
+  // Where oneDNN has no bf16 kernel the operands are widened into f32 buffers instead.
+  cpu::ForceEmulatedBf16 emulated;
+  check_half_operands(ComputePrecision::bf16, false, true, false, 1, Shared::none);
+  check_half_operands(ComputePrecision::bf16, true, false, true, 3, Shared::a);
+}
+
 TEST(Autocast, RoundingIsVisibleAndFp16OverflowsToInfinity) {
   // 1 + 2^-10 is not a bf16 value (8 bits): the bf16 product sees 1; f32 sees it exactly.
   const float x = 1.0f + 1.0f / 1024;
@@ -171,8 +226,10 @@ void expect_close(const Tensor& got, const std::vector<double>& want, const char
   for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], want[i], 2e-5 * (1 + std::abs(want[i]))) << what << " " << i;
 }
 
-// Linear y = x W^T + b under bf16, loss = sum(y * G): dX = G W, dW = G^T X on bf16-rounded values.
-TEST(Autocast, LinearGradientsUseRoundedOperands) {
+// Linear y = x W^T + b under bf16, loss = sum(y * G): dX = G W, dW = G^T X on bf16-rounded values,
+// whether the backward runs inside the forward's scope or after it (it computes in the forward's
+// precision, as in PyTorch).
+void check_linear_gradients(bool backward_inside_scope) {
   Generator gen(11);
   const int64_t n = 6, in = 40, out = 5;
   Tensor x = randn({n, in}, &gen).set_requires_grad(), w = randn({out, in}, &gen).set_requires_grad();
@@ -181,6 +238,7 @@ TEST(Autocast, LinearGradientsUseRoundedOperands) {
   const auto xv = x.to_vector<float>(), wv = w.to_vector<float>(), gv = g.to_vector<float>();
   const auto bv = bias.to_vector<float>();
   const ComputePrecision p = ComputePrecision::bf16;
+  Tensor loss;
   {
     AutocastScope autocast(p);
     const Tensor y = ops::linear(x, w, bias);
@@ -190,26 +248,38 @@ TEST(Autocast, LinearGradientsUseRoundedOperands) {
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < out; ++j) want[size_t(i * out + j)] += bv[size_t(j)];  // the bias is not rounded
     expect_close(y, want, "y");
-    ops::sum(ops::mul(y, g)).backward();
+    loss = ops::sum(ops::mul(y, g));
+    if (backward_inside_scope) loss.backward();
   }
+  if (!backward_inside_scope) loss.backward();
   expect_close(x.grad(), rounded_product(p, n, out, in, [&](int64_t i, int64_t q) { return gv[size_t(i * out + q)]; },
                                          [&](int64_t q, int64_t j) { return wv[size_t(q * in + j)]; }), "dX");
   expect_close(w.grad(), rounded_product(p, out, n, in, [&](int64_t i, int64_t q) { return gv[size_t(q * out + i)]; },
                                          [&](int64_t q, int64_t j) { return xv[size_t(q * in + j)]; }), "dW");
 }
 
-// Batched matmul a [2, m, k] @ b [k, n] under bf16: da = G b^T, db = sum over the batch of a^T G.
-TEST(Autocast, MatmulGradientsUseRoundedOperands) {
+TEST(Autocast, LinearGradientsUseRoundedOperands) { check_linear_gradients(/*backward_inside_scope=*/true); }
+
+TEST(Autocast, LinearBackwardComputesInTheForwardsPrecision) {
+  check_linear_gradients(/*backward_inside_scope=*/false);
+}
+
+// Batched matmul a [2, m, k] @ b [k, n] under bf16: da = G b^T, db = sum over the batch of a^T G;
+// the backward in the forward's precision wherever it runs.
+void check_matmul_gradients(bool backward_inside_scope) {
   Generator gen(12);
   const int64_t m = 4, k = 36, n = 3;
   Tensor a = randn({2, m, k}, &gen).set_requires_grad(), b = randn({k, n}, &gen).set_requires_grad();
   const Tensor g = randn({2, m, n}, &gen);
   const auto av = a.to_vector<float>(), bv = b.to_vector<float>(), gv = g.to_vector<float>();
   const ComputePrecision p = ComputePrecision::bf16;
+  Tensor loss;
   {
     AutocastScope autocast(p);
-    ops::sum(ops::mul(ops::matmul(a, b), g)).backward();
+    loss = ops::sum(ops::mul(ops::matmul(a, b), g));
+    if (backward_inside_scope) loss.backward();
   }
+  if (!backward_inside_scope) loss.backward();
   // da, both batch items stacked as 2m rows
   expect_close(a.grad(), rounded_product(p, 2 * m, n, k, [&](int64_t i, int64_t q) { return gv[size_t(i * n + q)]; },
                                          [&](int64_t q, int64_t j) { return bv[size_t(j * n + q)]; }), "da");
@@ -217,6 +287,12 @@ TEST(Autocast, MatmulGradientsUseRoundedOperands) {
   // (each item's product is rounded alone, then summed in f32: the same up to f32 rounding)
   expect_close(b.grad(), rounded_product(p, k, 2 * m, n, [&](int64_t i, int64_t q) { return av[size_t(q * k + i)]; },
                                          [&](int64_t q, int64_t j) { return gv[size_t(q * n + j)]; }), "db");
+}
+
+TEST(Autocast, MatmulGradientsUseRoundedOperands) { check_matmul_gradients(/*backward_inside_scope=*/true); }
+
+TEST(Autocast, MatmulBackwardComputesInTheForwardsPrecision) {
+  check_matmul_gradients(/*backward_inside_scope=*/false);
 }
 
 }  // namespace

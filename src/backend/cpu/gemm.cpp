@@ -155,6 +155,8 @@ void CpuBackend::gemm(const GemmArgs& args) {
   if (args.m == 0 || args.n == 0) return;
   if (args.k == 0 || args.bias != nullptr) scale_and_add_bias(args);
   if (args.k == 0) return;
+  LD_ASSERT(args.precision != ComputePrecision::f32 || (args.a_half == nullptr && args.b_half == nullptr),
+            "gemm: a 16-bit operand needs a bf16 or fp16 product");
   GemmArgs g = args;
   if (g.bias != nullptr) g.beta = 1.0f, g.bias = nullptr;
   if (g.precision != ComputePrecision::f32) {

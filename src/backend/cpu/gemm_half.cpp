@@ -9,11 +9,11 @@
 // - fp16: this CPU has no fast fp16 GEMM, so fp16 is emulated for its numerics (range, loss
 //   scaling), not for speed: operands rounded to fp16 values (overflow -> inf), the f32 GEMM, then
 //   the result rounded to fp16 as a real fp16 GEMM's output would be.
+// An operand given already rounded (GemmArgs::a_half / b_half) is read in place by the bf16 matmul
+// when its rows lie back to back, else copied or widened instead of rounded.
 #include "backend/cpu/gemm_half.hpp"
 
 #include <dnnl.hpp>
-
-#include <immintrin.h>
 
 #include <atomic>
 #include <map>
@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "backend/cpu/half_rows.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 
@@ -30,52 +31,39 @@ namespace ld::cpu {
 
 namespace {
 
-// One operand as it lies in memory: rows x cols with leading dimension ld, batch items apart.
+// One operand as it lies in memory: rows x cols with leading dimension ld, batch items apart; in f32,
+// or already rounded to the precision's 16-bit type (GemmArgs::a_half / b_half).
 struct Stored {
   const float* p;
+  const uint16_t* half;
   int64_t rows, cols, ld, batch_stride;
   int64_t items(int64_t batch) const { return batch_stride == 0 ? 1 : batch; }
+  // Laid out as pack() would write it: 16-bit rows back to back.
+  bool packed_half(int64_t batch) const {
+    return half != nullptr && ld == cols && (items(batch) == 1 || batch_stride == rows * cols);
+  }
 };
 
-Stored stored_a(const GemmArgs& g) { return {g.a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a}; }
-Stored stored_b(const GemmArgs& g) { return {g.b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b}; }
-
-void to_bf16_row(const float* src, int64_t n, uint16_t* dst) {
-  int64_t i = 0;
-#if defined(__AVX512BF16__)
-  // VCVTNEPS2BF16 rounds to nearest even like f32_to_bf16 (it treats denormal inputs as zero).
-  for (; i + 16 <= n; i += 16) {
-    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<__m256i&>(h));
-  }
-#endif
-  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+Stored stored_a(const GemmArgs& g) {
+  return {g.a, g.a_half, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a};
+}
+Stored stored_b(const GemmArgs& g) {
+  return {g.b, g.b_half, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b};
 }
 
-void round_bf16_row(const float* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(f32_to_bf16(src[i]));
-}
-
-void round_f16_row(const float* src, int64_t n, float* dst) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  // The maskz forms: GCC 12 warns that the unmasked ones read an uninitialised register.
-  for (; i + 16 <= n; i += 16) {
-    __m256i h = _mm512_maskz_cvtps_ph(0xffff, _mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    _mm512_storeu_ps(dst + i, _mm512_maskz_cvtph_ps(0xffff, h));
-  }
-#endif
-  for (; i < n; ++i) dst[i] = f16_to_f32(f32_to_f16(src[i]));
-}
-
-// Converts an operand row by row into dst, packed as [items, rows, cols].
+// Converts an operand row by row into dst, packed as [items, rows, cols]: f32 rows by from_f32,
+// 16-bit ones by from_half.
 template <typename T>
-void pack(const Stored& s, int64_t items, T* dst, void (*convert_row)(const float*, int64_t, T*)) {
+void pack(const Stored& s, int64_t items, T* dst, void (*from_f32)(const float*, int64_t, T*),
+          void (*from_half)(const uint16_t*, int64_t, T*)) {
   const int64_t rows_total = items * s.rows;
 #pragma omp parallel for schedule(static) if (rows_total * s.cols >= (int64_t(1) << 15))
   for (int64_t r = 0; r < rows_total; ++r) {
-    const int64_t item = r / s.rows, row = r % s.rows;
-    convert_row(s.p + item * s.batch_stride + row * s.ld, s.cols, dst + r * s.cols);
+    const int64_t at = (r / s.rows) * s.batch_stride + (r % s.rows) * s.ld;
+    if (s.half != nullptr)
+      from_half(s.half + at, s.cols, dst + r * s.cols);
+    else
+      from_f32(s.p + at, s.cols, dst + r * s.cols);
   }
 }
 
@@ -85,17 +73,20 @@ T* scratch(std::vector<T>& buffer, int64_t n) {
   return buffer.data();
 }
 
-// Runs g on copies of A and B rounded by round_row into f32 buffers.
-void gemm_on_rounded(const GemmArgs& g, void (*round_row)(const float*, int64_t, float*), F32Gemm f32_gemm) {
+// Runs g on copies of A and B rounded by round_row (16-bit operands widened by widen_row) into f32
+// buffers.
+void gemm_on_rounded(const GemmArgs& g, void (*round_row)(const float*, int64_t, float*),
+                     void (*widen_row)(const uint16_t*, int64_t, float*), F32Gemm f32_gemm) {
   thread_local std::vector<float> a_buf, b_buf;
   const Stored sa = stored_a(g), sb = stored_b(g);
   const int64_t a_items = sa.items(g.batch), b_items = sb.items(g.batch);
   float* a = scratch(a_buf, a_items * sa.rows * sa.cols);
   float* b = scratch(b_buf, b_items * sb.rows * sb.cols);
-  pack(sa, a_items, a, round_row);
-  pack(sb, b_items, b, round_row);
+  pack(sa, a_items, a, round_row, widen_row);
+  pack(sb, b_items, b, round_row, widen_row);
   GemmArgs r = g;
   r.precision = ComputePrecision::f32;
+  r.a_half = r.b_half = nullptr;
   r.a = a, r.lda = sa.cols, r.stride_a = a_items == 1 ? 0 : sa.rows * sa.cols;
   r.b = b, r.ldb = sb.cols, r.stride_b = b_items == 1 ? 0 : sb.rows * sb.cols;
   f32_gemm(r);
@@ -189,15 +180,22 @@ Bf16MatmulCache& bf16_cache() {
   return cache;
 }
 
-// Converts A and B to bf16 and runs oneDNN's bf16 matmul; false when it has none for this shape.
+// A and B as packed bf16: given ones in place when already packed, others converted into buf.
+const uint16_t* packed_bf16(const Stored& s, int64_t batch, std::vector<uint16_t>& buf) {
+  if (s.packed_half(batch)) return s.half;
+  const int64_t items = s.items(batch);
+  uint16_t* dst = scratch(buf, items * s.rows * s.cols);
+  pack(s, items, dst, to_bf16_row, copy_half_row);
+  return dst;
+}
+
+// Runs oneDNN's bf16 matmul on A and B in bf16; false when it has none for this shape.
 bool bf16_native(const GemmArgs& g) {
   thread_local std::vector<uint16_t> a_buf, b_buf;
   const Stored sa = stored_a(g), sb = stored_b(g);
   const int64_t a_items = sa.items(g.batch), b_items = sb.items(g.batch);
-  uint16_t* a = scratch(a_buf, a_items * sa.rows * sa.cols);
-  uint16_t* b = scratch(b_buf, b_items * sb.rows * sb.cols);
-  pack(sa, a_items, a, to_bf16_row);
-  pack(sb, b_items, b, to_bf16_row);
+  const uint16_t* a = packed_bf16(sa, g.batch, a_buf);
+  const uint16_t* b = packed_bf16(sb, g.batch, b_buf);
   return bf16_cache().run(g, a, b, a_items == 1 && g.batch > 1, b_items == 1 && g.batch > 1);
 }
 
@@ -219,10 +217,10 @@ void gemm_half(const GemmArgs& g, F32Gemm f32_gemm) {
   LD_ASSERT(g.precision != ComputePrecision::f32, "gemm_half called for an f32 product");
   if (g.precision == ComputePrecision::bf16) {
     if (has_native_bf16_gemm() && bf16_native(g)) return;
-    gemm_on_rounded(g, round_bf16_row, f32_gemm);
+    gemm_on_rounded(g, round_bf16_row, widen_bf16_row, f32_gemm);
     return;
   }
-  gemm_on_rounded(g, round_f16_row, f32_gemm);
+  gemm_on_rounded(g, round_f16_row, widen_f16_row, f32_gemm);
   round_output_to_f16(g);
 }
 

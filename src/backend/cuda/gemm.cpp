@@ -4,7 +4,8 @@
 // - precision f32: FP32 compute (CUBLAS_COMPUTE_32F: no TF32), what the CPU backend computes.
 // - bf16 / fp16 (autocast): A and B are rounded into compact 16-bit buffers (round to nearest even,
 //   as the host does) and multiplied with f32 accumulation into the f32 C; fp16 then rounds C to
-//   fp16 values, as the CPU's emulation does (backend.hpp, ComputePrecision).
+//   fp16 values, as the CPU's emulation does (backend.hpp, ComputePrecision). An operand given in
+//   16 bits (GemmArgs::a_half / b_half) is read in place when its rows are 16-byte aligned.
 // - A bias (GemmArgs::bias) is added by cuBLASLt's BIAS epilogue for a single product.
 // Batched products go as one strided-batched call, except when A or B is shared by every item
 // (batch stride 0), which runs one call per item.
@@ -163,21 +164,28 @@ bool GemmContext::matmul(int64_t batch, const LtOperand& first, const void* firs
 
 namespace {
 
-// A or B as stored: rows x cols (row-major, leading dim ld).
+// A or B as stored: rows x cols (row-major, leading dim ld); f32, or already 16-bit (half).
 struct Stored {
   const float* p;
+  const uint16_t* half;
   int64_t rows, cols, ld, batch_stride;
 };
 
-// Rounds a stored operand into a bf16/fp16 buffer whose rows start 16 bytes apart (ld = cols rounded
-// up to 8): cuBLASLt's tensor-core algorithms want 16-byte aligned columns, and an odd k (53) would
-// otherwise leave only 2-byte alignment and maybe no algorithm at all.
+// A stored operand as a bf16/fp16 buffer whose rows start 16 bytes apart (ld a multiple of 8):
+// cuBLASLt's tensor-core algorithms want 16-byte aligned columns, and an odd k (53) would otherwise
+// leave only 2-byte alignment and maybe no algorithm at all. f32 is rounded into a new buffer; a
+// 16-bit operand is read in place when it already lies so, else copied.
 Stored pack_operand(CudaBackend& be, const Stored& s, int64_t batch, bool fp16, std::shared_ptr<Storage>& keep) {
+  if (s.half != nullptr && s.ld % 8 == 0 && (s.batch_stride % 8 == 0) && cuda::alignment_of(s.half) >= 16)
+    return {reinterpret_cast<const float*>(s.half), nullptr, s.rows, s.cols, s.ld, s.batch_stride};
   const int64_t items = s.batch_stride == 0 ? 1 : batch, ld = (s.cols + 7) / 8 * 8;
   keep = be.allocate(size_t(items * s.rows * ld) * 2);
   auto* dst = static_cast<uint16_t*>(keep->data());
-  cuda::pack_half(be.stream(), s.p, items, s.batch_stride, s.rows, s.cols, s.ld, dst, ld, fp16);
-  return {reinterpret_cast<const float*>(dst), s.rows, s.cols, ld, s.batch_stride == 0 ? 0 : s.rows * ld};
+  if (s.half != nullptr)
+    cuda::repack_half(be.stream(), s.half, items, s.batch_stride, s.rows, s.cols, s.ld, dst, ld);
+  else
+    cuda::pack_half(be.stream(), s.p, items, s.batch_stride, s.rows, s.cols, s.ld, dst, ld, fp16);
+  return {reinterpret_cast<const float*>(dst), nullptr, s.rows, s.cols, ld, s.batch_stride == 0 ? 0 : s.rows * ld};
 }
 
 }  // namespace
@@ -188,8 +196,10 @@ void CudaBackend::gemm(const GemmArgs& g) {
     cuda::scale_matrix(stream(), g.c, g.batch, g.stride_c, g.m, g.n, g.ldc, g.beta, g.bias);
     return;
   }
-  Stored a{g.a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a};
-  Stored b{g.b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b};
+  LD_CHECK(g.precision != ComputePrecision::f32 || (g.a_half == nullptr && g.b_half == nullptr),
+           "gemm: a 16-bit operand needs a bf16 or fp16 product");
+  Stored a{g.a, g.a_half, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a};
+  Stored b{g.b, g.b_half, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b};
   cudaDataType_t type = CUDA_R_32F;
   std::shared_ptr<Storage> a_half, b_half;  // alive until the product is queued (stream order does the rest)
   if (g.precision != ComputePrecision::f32) {

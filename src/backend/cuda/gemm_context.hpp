@@ -63,6 +63,9 @@ class GemmContext {
 // (fp16 = true) fp16 as the host does.
 void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
                int64_t ld, uint16_t* dst, int64_t dst_ld, bool fp16);
+// The same layout change for a matrix already in 16 bits (GemmArgs::a_half / b_half): copied as is.
+void repack_half(cudaStream_t s, const uint16_t* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
+                 int64_t ld, uint16_t* dst, int64_t dst_ld);
 // C[b] (rows x cols, ldc) rounded to fp16 values in place (what a fp16 GEMM's output would hold).
 void round_to_f16(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld);
 // C[b] = beta * C[b] (0 when beta is 0, whatever C held), plus bias[col] on every row when bias is

@@ -14,6 +14,15 @@ void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_str
   });
 }
 
+void repack_half(cudaStream_t s, const uint16_t* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
+                 int64_t ld, uint16_t* dst, int64_t dst_ld) {
+  const int64_t per_item = rows * cols;
+  launch_map(s, items * per_item, [=] __device__(int64_t i) {
+    const int64_t item = i / per_item, r = (i % per_item) / cols, c = i % cols;
+    dst[(item * rows + r) * dst_ld + c] = src[item * item_stride + r * ld + c];
+  });
+}
+
 void round_to_f16(cudaStream_t s, float* c, int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld) {
   const int64_t per_item = rows * cols;
   launch_map(s, batch * per_item, [=] __device__(int64_t i) {
