@@ -51,18 +51,29 @@ int64_t layer_activation_elements(const io::HfModelConfig& c) {
   return 2 * C + attention + C + mlp;
 }
 
+int64_t layer_projection_input_elements(const io::HfModelConfig& c) {
+  const int64_t C = c.stack.n_embd, I = c.stack.intermediate_size;
+  const int64_t attention = C + C;  // the q k v projections' input, the output projection's
+  // the up (and gate) projections' input and the down projection's; MoE: the router's, then top_k
+  // experts' copies
+  const int64_t mlp = c.moe.enabled() ? C + c.moe.top_k * (C + I) : C + I;
+  return attention + mlp;
+}
+
 int64_t activation_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_len, const std::string& checkpointing,
-                         int64_t every_k) {
-  const int64_t element = 4;
+                         int64_t every_k, const std::string& precision) {
+  const int64_t input_bytes = precision == "fp32" ? 4 : 2;  // a projection's saved input
   const int64_t L = c.stack.n_layer, C = c.stack.n_embd;
-  const int64_t full = layer_activation_elements(c);
+  const int64_t inputs = layer_projection_input_elements(c);
+  const int64_t full = 4 * (layer_activation_elements(c) - inputs) + input_bytes * inputs;
   int64_t checkpointed = 0;
   if (checkpointing == "all") checkpointed = L;
   if (checkpointing == "every_k") checkpointed = (L + every_k - 1) / every_k;  // layers 0, k, 2k, ...
-  int64_t layers = checkpointed * C + (L - checkpointed) * full;
+  int64_t layers = checkpointed * 4 * C + (L - checkpointed) * full;
   if (checkpointed > 0) layers += full;  // one layer rebuilt at a time in backward
-  const int64_t head = (c.model_type == "bert" ? 4 : 2) * C;
-  const int64_t per_token = (layers + head) * element + 4 * c.stack.vocab_size;
+  // the final norm's input (BERT: and the MLM transform's), and the LM head's input
+  const int64_t head = 4 * (c.model_type == "bert" ? 3 : 1) * C + input_bytes * C;
+  const int64_t per_token = layers + head + 4 * c.stack.vocab_size;
   return batch * seq_len * per_token;
 }
 
@@ -88,9 +99,10 @@ Plan make_plan(const RunConfig& config) {
   if (t.optimizer == "adamw") p.optimizer_bytes = 8 * p.parameters;  // m and v
   if (t.optimizer == "sgd" && t.momentum > 0) p.optimizer_bytes = 4 * p.parameters;
   p.half_copy_bytes = autocast_scratch_bytes(hf, t.batch_size, t.seq_len, t.precision);
-  p.activation_bytes_none = activation_bytes(hf, t.batch_size, t.seq_len, "none", 1);
-  p.activation_bytes_all = activation_bytes(hf, t.batch_size, t.seq_len, "all", 1);
-  p.activation_bytes_configured = activation_bytes(hf, t.batch_size, t.seq_len, t.checkpointing, t.checkpoint_every_k);
+  p.activation_bytes_none = activation_bytes(hf, t.batch_size, t.seq_len, "none", 1, t.precision);
+  p.activation_bytes_all = activation_bytes(hf, t.batch_size, t.seq_len, "all", 1, t.precision);
+  p.activation_bytes_configured =
+      activation_bytes(hf, t.batch_size, t.seq_len, t.checkpointing, t.checkpoint_every_k, t.precision);
   return p;
 }
 

@@ -16,8 +16,12 @@
 // SwiGLU (gate, up, their product); an MoE layer instead keeps E router logits and, per token, top_k
 // copies of its input and MLP activations. This is Korthikanti et al. 2022's count (34 + 5 a T / C
 // half-precision bytes per token per channel) without dropout masks and without the T x T term.
-// Elements are 4 bytes for fp32 and 2 for bf16/fp16. Outside the layers: the final norm's input and
-// output (2C; BERT's MLM head adds 2C), and the fp32 logits (4 V bytes per token).
+// Elements are 4 bytes, except the projections' inputs under bf16/fp16 (the attention input and
+// output, the MLP input and the down projection's input; MoE: the router's input and top_k experts'),
+// which a linear keeps as the 16-bit copy its forward read (ops/autocast.hpp): 2 bytes. Separate q,
+// k, v (or gate and up) projections each keep a copy of their shared input; this counts one.
+// Outside the layers: the final norm's input and output (2C; BERT's MLM head adds 2C; the LM head's
+// input, the norm's output, is a projection input), and the fp32 logits (4 V bytes per token).
 // With checkpointing a checkpointed layer keeps only its input (C); one layer's full activations
 // are added back for the recompute in backward.
 #include <cstdint>
@@ -37,9 +41,11 @@ int64_t training_flops_per_token(const io::HfModelConfig& config, int64_t seq_le
 
 // Activation elements one layer keeps per token without checkpointing, and bytes of a micro-batch.
 int64_t layer_activation_elements(const io::HfModelConfig& config);
-// Activations are f32 whatever train.precision says: autocast rounds only the matmuls' operands.
+// Of those, the projections' inputs (the elements that are 16-bit under bf16/fp16).
+int64_t layer_projection_input_elements(const io::HfModelConfig& config);
+// precision: train.precision (fp32, bf16, fp16).
 int64_t activation_bytes(const io::HfModelConfig& config, int64_t batch, int64_t seq_len,
-                         const std::string& checkpointing, int64_t every_k);
+                         const std::string& checkpointing, int64_t every_k, const std::string& precision);
 // bf16/fp16: the scratch copies of the largest product's operands (the LM head's: the tokens'
 // hidden states and the vocabulary matrix), 2 bytes an element for bf16, 4 for fp16 (emulated:
 // rounded values kept in f32); 0 for fp32.

@@ -109,8 +109,16 @@ TEST(Plan, ActivationsByHandForGpt2) {
   EXPECT_EQ(p.activation_bytes_all, B * T * ((L * C + layer + head) * 4 + 4 * V));
   EXPECT_EQ(p.activation_bytes_configured, p.activation_bytes_none);
   // every 2nd layer (0 and 2) checkpointed
-  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "every_k", 2), B * T * ((2 * C + 2 * layer + layer + head) * 4 + 4 * V));
+  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "every_k", 2, "fp32"),
+            B * T * ((2 * C + 2 * layer + layer + head) * 4 + 4 * V));
   EXPECT_LT(p.activation_bytes_all, p.activation_bytes_none);
+  // bf16: the projections' inputs (attention input and output, MLP input, GELU output; the LM head's
+  // input) are the 16-bit copies the linears keep
+  const int64_t inputs = C + C + C + I;
+  const int64_t layer_bf16 = (layer - inputs) * 4 + inputs * 2, head_bf16 = C * 4 + C * 2;
+  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "none", 1, "bf16"), B * T * (L * layer_bf16 + head_bf16 + 4 * V));
+  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "all", 1, "fp16"),
+            B * T * (L * C * 4 + layer_bf16 + head_bf16 + 4 * V));
 }
 
 TEST(Plan, MeasuresAThroughput) {
