@@ -132,7 +132,8 @@ class Backend {
   virtual void binary(BinaryOp op, int ndim, const int64_t* shape, const float* a, const int64_t* a_strides,
                       const float* b, const int64_t* b_strides, float* out);
   virtual void unary(UnaryOp op, int64_t n, const float* x, float* y);
-  // dx = dy * f'(x); y is the forward's output (rules may use either)
+  // dx = dy * f'(x); y is the forward's output. Each rule reads one of them and the other may be
+  // null: exp, sqrt, tanh and sigmoid read y; log, relu, gelu and silu read x; neg neither.
   virtual void unary_backward(UnaryOp op, int64_t n, const float* x, const float* y, const float* dy, float* dx);
   virtual void affine(int64_t n, const float* x, float alpha, float beta, float* y);  // y = alpha*x + beta
   virtual void where(int ndim, const int64_t* shape, const uint8_t* cond, const int64_t* cond_strides,

@@ -88,14 +88,36 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// Which of x and y the op's derivative reads (backend.hpp, unary_backward). A switch over every op,
+// so that a new one cannot go unclassified (-Wswitch).
+enum class GradReads { input, output, nothing };
+GradReads grad_reads(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::neg: return GradReads::nothing;
+    case UnaryOp::exp:
+    case UnaryOp::sqrt:
+    case UnaryOp::tanh:
+    case UnaryOp::sigmoid: return GradReads::output;
+    case UnaryOp::log:
+    case UnaryOp::relu:
+    case UnaryOp::gelu_tanh:
+    case UnaryOp::gelu_erf:
+    case UnaryOp::silu: return GradReads::input;
+  }
+  return GradReads::input;
+}
+
+// Keeps alive only what the derivative reads: a GELU keeps its input, not also its output (which
+// the next projection may keep in 16 bits under autocast).
 struct UnaryBackward : Node {
   UnaryOp op;
-  Tensor x, y;
+  Tensor x, y;  // each undefined unless the derivative reads it
   const char* name() const override { return "UnaryBackward"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
     Tensor g = grads[0].contiguous();
-    Tensor dx = empty(x.shape(), DType::f32, x.device());
-    x.backend().unary_backward(op, x.numel(), x.data<float>(), y.data<float>(), g.data<float>(), dx.data<float>());
+    Tensor dx = empty(g.shape(), DType::f32, g.device());
+    g.backend().unary_backward(op, g.numel(), x.defined() ? x.data<float>() : nullptr,
+                               y.defined() ? y.data<float>() : nullptr, g.data<float>(), dx.data<float>());
     return {dx};
   }
   void release() override { x = y = Tensor(); }
@@ -108,8 +130,8 @@ Tensor unary(UnaryOp op, const Tensor& input, const char* name) {
   x.backend().unary(op, x.numel(), x.data<float>(), y.data<float>());
   if (auto node = make_node<UnaryBackward>({x})) {
     node->op = op;
-    node->x = x.detach();
-    node->y = y.detach();
+    if (grad_reads(op) == GradReads::input) node->x = x.detach();
+    if (grad_reads(op) == GradReads::output) node->y = y.detach();
     set_history(y, node);
   }
   return y;
