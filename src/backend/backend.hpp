@@ -29,6 +29,9 @@ enum class RopeLayout : uint8_t { interleaved, half };  // pairs (2i, 2i+1) as G
 // The buffers stay f32 either way.
 enum class ComputePrecision : uint8_t { f32, bf16, fp16 };
 
+// What a product does to its result before writing it (GemmArgs::epilogue).
+enum class GemmEpilogue : uint8_t { none, gelu_tanh, dgelu_tanh };
+
 // Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], op(X) = X or X^T.
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
@@ -52,6 +55,16 @@ struct GemmArgs {
   // gradient: dX and dW) is then rounded once, and kept at half the bytes.
   const uint16_t* a_half = nullptr;
   const uint16_t* b_half = nullptr;
+  // Done to the product before it is written: by a GPU in the GEMM's epilogue, by the CPU in passes
+  // after it through the same kernels the separate ops run (backend/gemm_epilogue.hpp). Needs batch
+  // 1, alpha 1, beta 0, and C and aux with rows n apart (ldc = n).
+  // - gelu_tanh: aux = op(A) op(B) + bias, the pre-activation a backward needs; C = gelu_tanh(aux).
+  // - dgelu_tanh: C = op(A) op(B) * gelu_tanh'(aux), aux being that forward's pre-activation.
+  GemmEpilogue epilogue = GemmEpilogue::none;
+  float* aux = nullptr;
+  // C written rounded to the precision's 16-bit type here instead of into c (bf16/fp16 products, the
+  // same conditions as an epilogue): an activation only other products read never exists in f32.
+  uint16_t* c_half = nullptr;
 };
 
 // Scaled-dot-product attention over q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] (Hq a multiple of Hkv:

@@ -270,6 +270,44 @@ TEST_F(CudaTest, GemmHalfOperandsInPlaceOrRepacked) {
     }
 }
 
+// GemmArgs::epilogue and c_half against the CPU (tests/ops/gemm_epilogue_test.cpp): bf16 goes through
+// cuBLASLt's GELU_AUX_BIAS / DGELU epilogues where it offers them, f32 and fp16 through the same
+// passes as the CPU. n = 40 keeps rows 16-byte aligned (the fused path); n = 30 does not (the passes).
+TEST_F(CudaTest, GemmGeluEpiloguesAndHalfOutput) {
+  for (ComputePrecision p : {ComputePrecision::f32, ComputePrecision::bf16, ComputePrecision::fp16})
+    for (int64_t n : {40, 30})
+      for (GemmEpilogue e : {GemmEpilogue::gelu_tanh, GemmEpilogue::dgelu_tanh, GemmEpilogue::none})
+        for (bool half_out : {false, true}) {
+          if ((half_out && p == ComputePrecision::f32) || (!half_out && e == GemmEpilogue::none)) continue;
+          const int64_t m = 48, k = 64;
+          Tensor a = randn({m, k}, &gen), b = randn({n, k}, &gen), bias = randn({n}, &gen), aux = randn({m, n}, &gen);
+          const DType out_type = !half_out ? DType::f32 : p == ComputePrecision::bf16 ? DType::bf16 : DType::f16;
+          std::vector<Tensor> results;
+          for (Device d : {kCPU, kGPU}) {
+            Tensor ad = a.to(d), bd = b.to(d), bias_d = bias.to(d), aux_d = aux.clone().to(d);
+            Tensor out = zeros({m, n}, out_type, d);
+            GemmArgs g;
+            g.trans_b = true, g.m = m, g.n = n, g.k = k, g.precision = p;
+            g.a = fp(ad), g.lda = k, g.b = fp(bd), g.ldb = k, g.ldc = n;
+            g.epilogue = e, g.aux = mp(aux_d);
+            if (e == GemmEpilogue::gelu_tanh) g.bias = fp(bias_d);
+            if (half_out)
+              g.c_half = static_cast<uint16_t*>(out.raw());
+            else
+              g.c = mp(out);
+            d == kCPU ? cpu_backend().gemm(g) : cuda_backend(0).gemm(g);
+            results.push_back(out.to(DType::f32));
+            results.push_back(aux_d);
+          }
+          const double rtol = p == ComputePrecision::f32 ? kRtol : 2e-2;
+          const double atol = p == ComputePrecision::f32 ? 1e-5 * std::sqrt(double(k)) : 1e-2;
+          const std::string what = "epilogue " + std::to_string(int(e)) + " precision " + std::to_string(int(p)) +
+                                   " n " + std::to_string(n) + " half_out " + std::to_string(half_out);
+          expect_close(results[2], results[0], rtol, atol, what + ": C");
+          expect_close(results[3], results[1], rtol, atol, what + ": aux");
+        }
+}
+
 TEST_F(CudaTest, LinearBf16BothWeightLayouts) {
   const int64_t m = 19, n = 70, k = 45;
   Tensor x = randn({m, k}, &gen), w = randn({n, k}, &gen).to(DType::bf16), y0 = randn({m, n}, &gen);

@@ -26,6 +26,7 @@
 #include "backend/cpu/gemm_half.hpp"
 #include "backend/cpu/parallel.hpp"
 #include "backend/cpu/small_m_gemm.hpp"
+#include "backend/gemm_epilogue.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 
@@ -153,6 +154,10 @@ void scale_and_add_bias(const GemmArgs& g) {
 
 void CpuBackend::gemm(const GemmArgs& args) {
   if (args.m == 0 || args.n == 0) return;
+  if (has_epilogue(args)) {
+    gemm_then_epilogue(*this, args);
+    return;
+  }
   if (args.k == 0 || args.bias != nullptr) scale_and_add_bias(args);
   if (args.k == 0) return;
   LD_ASSERT(args.precision != ComputePrecision::f32 || (args.a_half == nullptr && args.b_half == nullptr),

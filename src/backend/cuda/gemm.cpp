@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/device_allocator.hpp"
 #include "backend/cuda/gemm_context.hpp"
+#include "backend/gemm_epilogue.hpp"
 
 #define LD_CUBLAS_CHECK(expr)                                                                                \
   do {                                                                                                       \
@@ -60,7 +61,7 @@ struct GemmContext::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  bool bias_refused = false;  // the heuristic offered a bias algorithm that cublasLtMatmul refused
+  bool refused = false;  // the heuristic offered an epilogue algorithm that cublasLtMatmul refused
   ~Plan() {
     if (first) cublasLtMatrixLayoutDestroy(first);
     if (second) cublasLtMatrixLayoutDestroy(second);
@@ -81,30 +82,53 @@ GemmContext::~GemmContext() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
+namespace {
+
+cublasLtEpilogue_t lt_epilogue(const LtEpilogue& e) {
+  const bool bias = e.bias != nullptr;
+  switch (e.kind) {
+    case GemmEpilogue::none: return bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    case GemmEpilogue::gelu_tanh: return bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    case GemmEpilogue::dgelu_tanh: return CUBLASLT_EPILOGUE_DGELU;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+template <typename T>
+void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const T& value) {
+  LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof(value)));
+}
+
+// The epilogue's attributes on a descriptor; the pointers are set again before every product.
+void describe_epilogue(cublasLtMatmulDesc_t desc, const LtEpilogue& e, cudaDataType_t out_type) {
+  if (!e.any()) return;
+  set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, lt_epilogue(e));
+  if (e.bias != nullptr) set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_32F);
+  if (e.kind == GemmEpilogue::none) return;
+  set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, e.aux_ld);
+  // aux defaults to D's type; the pre-activation stays f32 whatever D is
+  if (out_type != CUDA_R_32F) set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, int32_t(CUDA_R_32F));
+  set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, static_cast<void*>(e.aux));  // for its alignment
+}
+
+}  // namespace
+
 GemmContext::Plan* GemmContext::plan_for(int64_t batch, const LtOperand& first, const LtOperand& second,
-                                         const LtOperand& out, bool has_beta, bool has_bias) {
+                                         const LtOperand& out, bool has_beta, const LtEpilogue& epilogue) {
   const Key key{batch,       int(first.type), first.transposed, first.rows,        first.cols,     first.ld,
                 first.batch_stride, first.alignment, int(second.type), second.transposed, second.rows, second.cols,
-                second.ld,   second.batch_stride, second.alignment, out.rows,        out.ld,         out.batch_stride,
-                out.alignment, has_beta, has_bias};
+                second.ld,   second.batch_stride, second.alignment, int(out.type), out.rows,   out.ld,
+                out.batch_stride, out.alignment, has_beta, epilogue.bias != nullptr, int(epilogue.kind),
+                epilogue.aux_ld};
   std::lock_guard lock(mutex_);
   auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second.get();  // null: no algorithm with the bias epilogue
+  if (it != plans_.end()) return it->second.get();  // null: no algorithm with the epilogue
 
   auto plan = std::make_unique<Plan>();
   LD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = first.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t tb = second.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
-  LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  if (has_bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    const cudaDataType_t bias_type = CUDA_R_32F;
-    LD_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-    LD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                                   sizeof(bias_type)));
-  }
+  set_desc(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, first.transposed ? CUBLAS_OP_T : CUBLAS_OP_N);
+  set_desc(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, second.transposed ? CUBLAS_OP_T : CUBLAS_OP_N);
+  describe_epilogue(plan->desc, epilogue, out.type);
   plan->first = make_layout(first, batch);
   plan->second = make_layout(second, batch);
   plan->out = make_layout(out, batch);
@@ -127,8 +151,8 @@ GemmContext::Plan* GemmContext::plan_for(int64_t batch, const LtOperand& first, 
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->first, plan->second, plan->out,
                                                            plan->out, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  if (has_bias && (st != CUBLAS_STATUS_SUCCESS || found == 0)) {
-    plans_.emplace(key, nullptr);  // the caller writes the bias into C first
+  if (epilogue.any() && (st != CUBLAS_STATUS_SUCCESS || found == 0)) {
+    plans_.emplace(key, nullptr);  // the caller does the epilogue's work itself
     return nullptr;
   }
   LD_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no algorithm for a ", out.cols, "x", out.rows,
@@ -139,21 +163,26 @@ GemmContext::Plan* GemmContext::plan_for(int64_t batch, const LtOperand& first, 
 }
 
 bool GemmContext::matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
-                         const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta,
-                         const float* bias) {
-  Plan* plan = plan_for(batch, first, second, out, beta != 0.0f, bias != nullptr);
-  // The bias pointer is per call and the plan's descriptor serves every product of this shape:
-  // setting it and queueing the product happen under the lock, so two host threads cannot swap biases.
+                         const void* second_ptr, const LtOperand& out, void* out_ptr, float alpha, float beta,
+                         const LtEpilogue& epilogue) {
+  Plan* plan = plan_for(batch, first, second, out, beta != 0.0f, epilogue);
+  // The epilogue's pointers are per call and the plan's descriptor serves every product of this
+  // shape: setting them and queueing the product happen under the lock, so two host threads cannot
+  // swap them.
   std::lock_guard lock(mutex_);
-  if (plan == nullptr || plan->bias_refused) return false;
-  if (bias != nullptr)
-    LD_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  if (plan == nullptr || plan->refused) return false;
+  if (epilogue.bias != nullptr) set_desc(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, epilogue.bias);
+  if (epilogue.kind != GemmEpilogue::none)
+    set_desc(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, static_cast<void*>(epilogue.aux));
   const cublasStatus_t st =
       cublasLtMatmul(handle_, plan->desc, &alpha, first_ptr, plan->first, second_ptr, plan->second, &beta, out_ptr,
                      plan->out, out_ptr, plan->out, &plan->algo, workspace_, workspace_bytes_, backend_.stream());
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED && bias != nullptr) {  // nothing queued: the caller writes the bias first
-    plan->bias_refused = true;
+  // Refused (nothing queued): the caller does the epilogue's work itself. An aux type cuBLASLt does
+  // not take with this output comes back as INVALID_VALUE.
+  const bool refusal = st == CUBLAS_STATUS_NOT_SUPPORTED ||
+                       (st == CUBLAS_STATUS_INVALID_VALUE && epilogue.kind != GemmEpilogue::none);
+  if (refusal && epilogue.any()) {
+    plan->refused = true;
     return false;
   }
   LD_CUBLAS_CHECK(st);
@@ -188,30 +217,74 @@ Stored pack_operand(CudaBackend& be, const Stored& s, int64_t batch, bool fp16, 
   return {reinterpret_cast<const float*>(dst), nullptr, s.rows, s.cols, ld, s.batch_stride == 0 ? 0 : s.rows * ld};
 }
 
+// A and B as cuBLASLt reads them: for a bf16/fp16 product, in 16 bits (packed or as given).
+struct Operands {
+  Stored a, b;
+  cudaDataType_t type = CUDA_R_32F;
+  std::shared_ptr<Storage> a_keep, b_keep;  // alive until the product is queued (stream order does the rest)
+  size_t element_bytes() const { return type == CUDA_R_32F ? 4 : 2; }
+};
+
+Operands operands_for(CudaBackend& be, const GemmArgs& g) {
+  LD_CHECK(g.precision != ComputePrecision::f32 || (g.a_half == nullptr && g.b_half == nullptr),
+           "gemm: a 16-bit operand needs a bf16 or fp16 product");
+  Operands o;
+  o.a = {g.a, g.a_half, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a};
+  o.b = {g.b, g.b_half, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b};
+  if (g.precision != ComputePrecision::f32) {
+    const bool fp16 = g.precision == ComputePrecision::fp16;
+    o.type = fp16 ? CUDA_R_16F : CUDA_R_16BF;
+    o.a = pack_operand(be, o.a, g.batch, fp16, o.a_keep);
+    o.b = pack_operand(be, o.b, g.batch, fp16, o.b_keep);
+  }
+  return o;
+}
+
+// g's epilogue and 16-bit C in cuBLASLt's epilogue, for a bf16 product whose C, aux and bias suit it
+// (16-byte aligned rows); f32 and fp16 products keep the CPU's passes, so their numbers stay the
+// CPU's. Otherwise, or when cuBLASLt has no algorithm for it, the passes run on the operands already
+// packed here.
+void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& g) {
+  check_epilogue(g);
+  void* out_ptr = g.c_half != nullptr ? static_cast<void*>(g.c_half) : static_cast<void*>(g.c);
+  const bool suits = g.precision == ComputePrecision::bf16 && g.k > 0 && g.n % 8 == 0 &&
+                     cuda::alignment_of(out_ptr) >= 16 && (g.aux == nullptr || cuda::alignment_of(g.aux) >= 16) &&
+                     (g.bias == nullptr || cuda::alignment_of(g.bias) >= 16);
+  if (!suits) {
+    gemm_then_epilogue(be, g);
+    return;
+  }
+  const Operands o = operands_for(be, g);
+  const cuda::LtOperand first{o.type, g.trans_b, o.b.cols, o.b.rows, o.b.ld, 0, cuda::alignment_of(o.b.p)};
+  const cuda::LtOperand second{o.type, g.trans_a, o.a.cols, o.a.rows, o.a.ld, 0, cuda::alignment_of(o.a.p)};
+  const cuda::LtOperand out{g.c_half != nullptr ? CUDA_R_16BF : CUDA_R_32F, false, g.n, g.m, g.n, 0,
+                            cuda::alignment_of(out_ptr)};
+  const cuda::LtEpilogue epilogue{g.bias, g.epilogue, g.aux, g.n};
+  if (lt.matmul(1, first, o.b.p, second, o.a.p, out, out_ptr, 1.0f, 0.0f, epilogue)) return;
+  GemmArgs packed = g;  // refused: the passes, reading the 16-bit operands as packed
+  packed.a = nullptr, packed.a_half = reinterpret_cast<const uint16_t*>(o.a.p), packed.lda = o.a.ld;
+  packed.b = nullptr, packed.b_half = reinterpret_cast<const uint16_t*>(o.b.p), packed.ldb = o.b.ld;
+  gemm_then_epilogue(be, packed);
+}
+
 }  // namespace
 
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  if (has_epilogue(g)) {
+    gemm_with_epilogue(*this, *gemm_, g);
+    return;
+  }
   if (g.k == 0) {
     cuda::scale_matrix(stream(), g.c, g.batch, g.stride_c, g.m, g.n, g.ldc, g.beta, g.bias);
     return;
   }
-  LD_CHECK(g.precision != ComputePrecision::f32 || (g.a_half == nullptr && g.b_half == nullptr),
-           "gemm: a 16-bit operand needs a bf16 or fp16 product");
-  Stored a{g.a, g.a_half, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a};
-  Stored b{g.b, g.b_half, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b};
-  cudaDataType_t type = CUDA_R_32F;
-  std::shared_ptr<Storage> a_half, b_half;  // alive until the product is queued (stream order does the rest)
-  if (g.precision != ComputePrecision::f32) {
-    const bool fp16 = g.precision == ComputePrecision::fp16;
-    type = fp16 ? CUDA_R_16F : CUDA_R_16BF;
-    a = pack_operand(*this, a, g.batch, fp16, a_half);
-    b = pack_operand(*this, b, g.batch, fp16, b_half);
-  }
-  const size_t elem = type == CUDA_R_32F ? 4 : 2;
+  const Operands o = operands_for(*this, g);
+  const Stored &a = o.a, &b = o.b;
+  const size_t elem = o.element_bytes();
   // cuBLASLt's first operand is B (column-major it reads B^T as stored); see the header comment.
-  cuda::LtOperand first{type, g.trans_b, b.cols, b.rows, b.ld, b.batch_stride, 0};
-  cuda::LtOperand second{type, g.trans_a, a.cols, a.rows, a.ld, a.batch_stride, 0};
+  cuda::LtOperand first{o.type, g.trans_b, b.cols, b.rows, b.ld, b.batch_stride, 0};
+  cuda::LtOperand second{o.type, g.trans_a, a.cols, a.rows, a.ld, a.batch_stride, 0};
   cuda::LtOperand out{CUDA_R_32F, false, g.n, g.m, g.ldc, g.stride_c, 0};
   const bool shared_operand = g.batch > 1 && (a.batch_stride == 0 || b.batch_stride == 0);
   const int64_t calls = shared_operand ? g.batch : 1, per_call = shared_operand ? 1 : g.batch;
@@ -232,7 +305,8 @@ void CudaBackend::gemm(const GemmArgs& g) {
     first.alignment = cuda::alignment_of(bp);
     second.alignment = cuda::alignment_of(ap);
     out.alignment = cuda::alignment_of(cp);
-    if (epilogue_bias != nullptr && gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, beta, epilogue_bias))
+    if (epilogue_bias != nullptr &&
+        gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, beta, cuda::LtEpilogue{epilogue_bias}))
       continue;
     if (epilogue_bias != nullptr) write_bias_first();
     gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, beta);

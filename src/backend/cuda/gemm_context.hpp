@@ -27,6 +27,17 @@ struct LtOperand {
   uint32_t alignment;  // bytes the pointer is aligned to (at most 256)
 };
 
+// What cuBLASLt does to the product before writing D: add a bias (out.rows floats to every column),
+// then nothing, a GELU that keeps its input in aux (GELU_AUX[_BIAS]), or a multiplication by the
+// GELU's derivative at aux (DGELU). aux is f32, laid out as D with leading dimension aux_ld.
+struct LtEpilogue {
+  const float* bias = nullptr;
+  GemmEpilogue kind = GemmEpilogue::none;
+  float* aux = nullptr;
+  int64_t aux_ld = 0;
+  bool any() const { return bias != nullptr || kind != GemmEpilogue::none; }
+};
+
 class GemmContext {
  public:
   explicit GemmContext(CudaBackend& backend);
@@ -34,20 +45,20 @@ class GemmContext {
   GemmContext(const GemmContext&) = delete;
   GemmContext& operator=(const GemmContext&) = delete;
 
-  // D = alpha op(first) op(second) + beta C (+ bias) with C = D (f32), batched when batch > 1. bias:
-  // nullptr or out.rows floats added to every column (CUBLASLT_EPILOGUE_BIAS). Returns false, with
-  // nothing queued, when cuBLASLt has no algorithm for the product with that epilogue.
+  // D = epilogue(alpha op(first) op(second) + beta C) with C = D (out.type: f32, or bf16 for a 16-bit
+  // C), batched when batch > 1. Returns false, with nothing queued, when cuBLASLt has no algorithm
+  // for the product with that epilogue, or refuses the one its heuristic offered.
   bool matmul(int64_t batch, const LtOperand& first, const void* first_ptr, const LtOperand& second,
-              const void* second_ptr, const LtOperand& out, float* out_ptr, float alpha, float beta,
-              const float* bias = nullptr);
+              const void* second_ptr, const LtOperand& out, void* out_ptr, float alpha, float beta,
+              const LtEpilogue& epilogue = {});
 
  private:
   struct Plan;
   using Key = std::tuple<int64_t, int, bool, int64_t, int64_t, int64_t, int64_t, uint32_t, int, bool, int64_t, int64_t,
-                         int64_t, int64_t, uint32_t, int64_t, int64_t, int64_t, uint32_t, bool, bool>;
-  // nullptr when there is no algorithm with the bias epilogue (without it, no algorithm is an error)
+                         int64_t, int64_t, uint32_t, int, int64_t, int64_t, int64_t, uint32_t, bool, bool, int, int64_t>;
+  // nullptr when there is no algorithm with the epilogue (without one, no algorithm is an error)
   Plan* plan_for(int64_t batch, const LtOperand& first, const LtOperand& second, const LtOperand& out, bool has_beta,
-                 bool has_bias);
+                 const LtEpilogue& epilogue);
 
   CudaBackend& backend_;
   cublasLtHandle_t handle_ = nullptr;
