@@ -9,6 +9,7 @@
 #include "ops/autocast.hpp"
 #include "ops/op_utils.hpp"
 #include "ops/ops.hpp"
+#include "ops/projection_gemm.hpp"
 
 namespace ld::ops {
 
@@ -139,78 +140,20 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 
 namespace {
 
-// t rounded to the 16-bit type a product in precision p reads (bf16 or fp16), as the GEMM would.
-Tensor rounded_operand(const Tensor& t, ComputePrecision p) {
-  Tensor r = empty(t.shape(), p == ComputePrecision::bf16 ? DType::bf16 : DType::f16, t.device());
-  r.copy_(t);
-  return r;
-}
-
-const uint16_t* half_bits(const Tensor& t) { return static_cast<const uint16_t*>(t.raw()); }
-
-// A matrix a product reads, f32 or (half) already rounded for it; contiguous [rows, ld]. Holds the
-// tensor it points into.
-struct Rows {
-  Tensor keep;
-  const float* f32 = nullptr;
-  const uint16_t* half = nullptr;
-  Rows(const Tensor& full, const Tensor& rounded) : keep(rounded.defined() ? rounded : full) {
-    if (rounded.defined())
-      half = half_bits(rounded);
-    else
-      f32 = full.data<float>();
-  }
-};
-
-void set_a(GemmArgs& g, const Rows& r) { g.a = r.f32, g.a_half = r.half; }
-void set_b(GemmArgs& g, const Rows& r) { g.b = r.f32, g.b_half = r.half; }
-
 // x is saved only when the weight wants a gradient (dW reads it; dx and db do not), so a frozen
 // weight keeps no activation alive; under autocast as the 16-bit copy the forward read (x16), else
 // as f32 (x2). The weight is saved only when x wants a gradient.
 struct ProjectionBackward : Node {
   Tensor x2, x16, weight;  // x as [N, in], contiguous
   Shape x_shape;
-  int64_t rows = 0, in = 0, out = 0;
-  WeightLayout layout = WeightLayout::out_in;
-  ComputePrecision precision = ComputePrecision::f32;  // the forward's
+  detail::ProjectionGemms gemms;  // with the forward's precision
   const char* name() const override { return "ProjectionBackward"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
-    Tensor g = grads[0].reshape({rows, out}).contiguous();
-    const bool kn = layout == WeightLayout::in_out;
-    Backend& be = g.backend();
-    // Both products read G: rounded once.
-    const bool round_g = precision != ComputePrecision::f32 && needs_input_grad(0) && needs_input_grad(1);
-    const Rows gr(g, round_g ? rounded_operand(g, precision) : Tensor());
-    Tensor dx, dw, db;
-    if (needs_input_grad(0)) {
-      dx = empty({rows, in}, DType::f32, g.device());
-      GemmArgs a;  // dX[N,in] = G[N,out] W[out,in], or G W^T for W [in,out]
-      a.trans_b = kn;
-      a.m = rows, a.n = in, a.k = out;
-      set_a(a, gr), a.lda = out, a.b = weight.data<float>(), a.ldb = kn ? out : in;
-      a.c = dx.data<float>(), a.ldc = in;
-      a.precision = precision;
-      be.gemm(a);
-      dx = dx.view(x_shape);
-    }
-    if (needs_input_grad(1)) {
-      dw = empty(kn ? Shape{in, out} : Shape{out, in}, DType::f32, g.device());
-      GemmArgs a;  // dW[out,in] = G^T[out,N] X[N,in], or X^T G for W [in,out]
-      const Rows xr(x2, x16);
-      a.trans_a = true;
-      a.m = kn ? in : out, a.n = kn ? out : in, a.k = rows;
-      set_a(a, kn ? xr : gr), a.lda = kn ? in : out;
-      set_b(a, kn ? gr : xr), a.ldb = kn ? out : in;
-      a.c = dw.data<float>(), a.ldc = a.n;
-      a.precision = precision;
-      be.gemm(a);
-    }
-    if (needs_input_grad(2)) {
-      db = empty({out}, DType::f32, g.device());
-      be.reduce_sum(1, rows, out, g.data<float>(), db.data<float>());
-    }
-    return {dx, dw, db, needs_input_grad(3) ? grads[0] : Tensor()};
+    const Tensor g = grads[0].reshape({gemms.rows, gemms.out}).contiguous();
+    detail::ProjectionGrads r = detail::projection_grads(gemms, g, x2, x16, weight, needs_input_grad(0),
+                                                         needs_input_grad(1), needs_input_grad(2));
+    if (r.dx.defined()) r.dx = r.dx.view(x_shape);
+    return {r.dx, r.dw, r.db, needs_input_grad(3) ? grads[0] : Tensor()};
   }
   void release() override { x2 = x16 = weight = Tensor(); }
 };
@@ -283,18 +226,14 @@ Tensor projection(const Tensor& x, const Tensor& weight_in, WeightLayout layout,
     return out.view(out_shape);
   }
   auto node = make_node<ProjectionBackward>({x, weight_in, bias, addend});
-  const ComputePrecision precision = autocast_precision();
+  const detail::ProjectionGemms gemms{rows, in, outf, layout, autocast_precision()};
   // dW reads x again: under autocast the forward rounds it once for both.
   const bool keep_x = node && node->needs_input_grad(1);
-  const Tensor x16 = keep_x && precision != ComputePrecision::f32 ? rounded_operand(x2, precision) : Tensor();
-  GemmArgs g;  // Y[N,out] = X[N,in] W^T (+ Y), or X W for W [in,out]
-  g.trans_b = !kn;
-  g.m = rows, g.n = outf, g.k = in;
-  set_a(g, Rows(x2, x16)), g.lda = std::max<int64_t>(in, 1);
-  g.b = weight.data<float>(), g.ldb = std::max<int64_t>(kn ? outf : in, 1);
-  g.c = out.data<float>(), g.ldc = std::max<int64_t>(outf, 1);
+  const Tensor x16 = keep_x && gemms.precision != ComputePrecision::f32
+                         ? detail::rounded_operand(x2, gemms.precision)
+                         : Tensor();
+  GemmArgs g = gemms.forward(detail::Rows(x2, x16), weight, out.data<float>());  // (+ Y when accumulating)
   g.beta = accumulate ? 1.0f : 0.0f;
-  g.precision = precision;
   const Tensor bias_values = bias.defined() ? bias.detach().contiguous() : Tensor();
   if (bias_values.defined()) g.bias = bias_values.data<float>();
   out.backend().gemm(g);
@@ -306,9 +245,7 @@ Tensor projection(const Tensor& x, const Tensor& weight_in, WeightLayout layout,
     }
     if (node->needs_input_grad(0)) node->weight = weight;
     node->x_shape = x.shape();
-    node->rows = rows, node->in = in, node->out = outf;
-    node->layout = layout;
-    node->precision = precision;
+    node->gemms = gemms;
     set_history(out, node);
   }
   return out;
