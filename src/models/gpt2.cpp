@@ -79,7 +79,14 @@ Gpt2Mlp::Gpt2Mlp(int64_t n_embd, int64_t hidden, bool tanh_gelu, double proj_std
   c_proj = register_module("c_proj", std::make_shared<nn::Conv1D>(hidden, n_embd, gen, proj_std));
 }
 
+// Plain f32 Conv1Ds around a tanh GELU go as one op (ops::gelu_mlp: the GELU in the GEMMs'
+// epilogues, the hidden activation 16-bit only under autocast); adapters, bf16 inference weights or
+// the erf GELU take the three ops.
 Tensor Gpt2Mlp::forward(const Tensor& x) const {
+  const bool fusable = tanh_gelu_ && c_fc->adapters().empty() && c_proj->adapters().empty() &&
+                       c_fc->weight.dtype() == DType::f32 && c_proj->weight.dtype() == DType::f32;
+  if (fusable)
+    return ops::gelu_mlp(x, c_fc->weight, c_fc->bias, c_proj->weight, c_proj->bias, ops::WeightLayout::in_out);
   return c_proj->forward(ops::gelu(c_fc->forward(x), tanh_gelu_));
 }
 

@@ -29,6 +29,7 @@
   X(matmul)               \
   X(linear)               \
   X(projection)           \
+  X(gelu_mlp)             \
   X(embedding)            \
   X(index_add)            \
   X(layernorm)            \

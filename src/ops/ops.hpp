@@ -61,6 +61,13 @@ enum class WeightLayout { out_in, in_out };
 // costs no pass of its own; otherwise it is copied. The addend's gradient is the output's.
 Tensor projection(const Tensor& x, const Tensor& weight, WeightLayout layout, const Tensor& bias = Tensor(),
                   Tensor addend = Tensor());
+// GPT-2's MLP as one op: projection(gelu(projection(x, fc_weight, fc_bias), tanh), proj_weight,
+// proj_bias), both weights f32 in `layout`, the biases optional. The GELU rides in the first
+// product's epilogue and its derivative in the epilogue of the backward product that makes its
+// input's gradient (GemmArgs::epilogue), and under autocast the hidden activation is written in 16
+// bits only (GemmArgs::c_half). On the CPU the same bits as the three ops, gradients included.
+Tensor gelu_mlp(const Tensor& x, const Tensor& fc_weight, const Tensor& fc_bias, const Tensor& proj_weight,
+                const Tensor& proj_bias, WeightLayout layout);
 
 // --- embedding
 Tensor embedding(const Tensor& ids, const Tensor& table);  // ids i32/i64 [...]; table [V, C] -> [..., C]
