@@ -17,8 +17,8 @@ using autograd::set_history;
 namespace {
 
 struct GeluMlpBackward : Node {
-  Tensor x2, x16;        // x for dW_fc, [rows, in]
-  Tensor pre;            // the GELU's input, [rows, hidden]
+  Tensor x2, x16;           // x for dW_fc, [rows, in]
+  Tensor pre;               // the GELU's input, [rows, hidden]
   Tensor hidden, hidden16;  // the GELU's output for dW_proj, [rows, hidden]
   Tensor fc_weight, proj_weight;
   Shape x_shape;
