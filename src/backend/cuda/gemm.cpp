@@ -257,10 +257,20 @@ void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& 
   const Operands o = operands_for(be, g);
   const cuda::LtOperand first{o.type, g.trans_b, o.b.cols, o.b.rows, o.b.ld, 0, cuda::alignment_of(o.b.p)};
   const cuda::LtOperand second{o.type, g.trans_a, o.a.cols, o.a.rows, o.a.ld, 0, cuda::alignment_of(o.a.p)};
+  const cuda::LtEpilogue epilogue{g.bias, g.epilogue, g.aux, g.n};
   const cuda::LtOperand out{g.c_half != nullptr ? CUDA_R_16BF : CUDA_R_32F, false, g.n, g.m, g.n, 0,
                             cuda::alignment_of(out_ptr)};
-  const cuda::LtEpilogue epilogue{g.bias, g.epilogue, g.aux, g.n};
   if (lt.matmul(1, first, o.b.p, second, o.a.p, out, out_ptr, 1.0f, 0.0f, epilogue)) return;
+  if (g.c_half != nullptr) {
+    // cuBLASLt may want aux in D's type (an f32 aux beside a bf16 D refused): D in f32, then rounded.
+    const std::shared_ptr<Storage> wide = be.allocate(size_t(g.m * g.n) * sizeof(float));
+    const cuda::LtOperand wide_out{CUDA_R_32F, false, g.n, g.m, g.n, 0, cuda::alignment_of(wide->data())};
+    if (lt.matmul(1, first, o.b.p, second, o.a.p, wide_out, wide->data(), 1.0f, 0.0f, epilogue)) {
+      cuda::pack_half(be.stream(), static_cast<const float*>(wide->data()), 1, 0, g.m, g.n, g.n, g.c_half, g.n,
+                      /*fp16=*/false);
+      return;
+    }
+  }
   GemmArgs packed = g;  // refused: the passes, reading the 16-bit operands as packed
   packed.a = nullptr, packed.a_half = reinterpret_cast<const uint16_t*>(o.a.p), packed.lda = o.a.ld;
   packed.b = nullptr, packed.b_half = reinterpret_cast<const uint16_t*>(o.b.p), packed.ldb = o.b.ld;
