@@ -91,6 +91,7 @@ if [ -f "$bundle" ]; then
     echo '```'
     grep -E '^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ test' "$OUT/ctest.log"
     grep -E '^\[  FAILED  \] [A-Za-z]' "$OUT/ctest.log" | sort -u | head -40
+    grep -E '^\[ INFO     \]' "$OUT/ctest.log" | sort -u | head -20  # e.g. which GEMM epilogue path ran
     echo '```'
     if grep -q '^\[  SKIPPED \] [0-9]' "$OUT/ctest.log"; then
       echo "**CUDA tests skipped: no usable device** ($(grep -m1 -o 'no CUDA device: .*' "$OUT/ctest.log"))"

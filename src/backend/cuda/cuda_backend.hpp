@@ -64,6 +64,10 @@ class CudaBackend final : public Backend {
 
   // gemm.cpp
   void gemm(const GemmArgs& args) override;
+  // How the last product with an epilogue or a 16-bit C ran: "cublaslt" (fused, D as asked),
+  // "cublaslt_f32_d" (fused into an f32 D, then rounded), or "passes" (as the CPU does); the device
+  // checks print it, since which one cuBLASLt accepts is only known on a GPU.
+  const char* last_epilogue_path() const { return last_epilogue_path_; }
   void linear_bf16(int64_t m, int64_t n, int64_t k, const float* x, const uint16_t* w, bool w_kn, float* y,
                    bool accumulate) override;
 
@@ -110,6 +114,7 @@ class CudaBackend final : public Backend {
   CUstream_st* copy_stream_ = nullptr;
   std::unique_ptr<cuda::DeviceAllocator> allocator_;
   std::unique_ptr<cuda::GemmContext> gemm_;
+  const char* last_epilogue_path_ = "none";
 
   void activate() const;
   void order_copy_after_compute();

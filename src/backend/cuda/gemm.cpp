@@ -244,7 +244,8 @@ Operands operands_for(CudaBackend& be, const GemmArgs& g) {
 // (16-byte aligned rows); f32 and fp16 products keep the CPU's passes, so their numbers stay the
 // CPU's. Otherwise, or when cuBLASLt has no algorithm for it, the passes run on the operands already
 // packed here.
-void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& g) {
+// Returns how it ran (CudaBackend::last_epilogue_path).
+const char* gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& g) {
   check_epilogue(g);
   void* out_ptr = g.c_half != nullptr ? static_cast<void*>(g.c_half) : static_cast<void*>(g.c);
   const bool suits = g.precision == ComputePrecision::bf16 && g.k > 0 && g.n % 8 == 0 &&
@@ -252,7 +253,7 @@ void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& 
                      (g.bias == nullptr || cuda::alignment_of(g.bias) >= 16);
   if (!suits) {
     gemm_then_epilogue(be, g);
-    return;
+    return "passes";
   }
   const Operands o = operands_for(be, g);
   const cuda::LtOperand first{o.type, g.trans_b, o.b.cols, o.b.rows, o.b.ld, 0, cuda::alignment_of(o.b.p)};
@@ -260,7 +261,7 @@ void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& 
   const cuda::LtEpilogue epilogue{g.bias, g.epilogue, g.aux, g.n};
   const cuda::LtOperand out{g.c_half != nullptr ? CUDA_R_16BF : CUDA_R_32F, false, g.n, g.m, g.n, 0,
                             cuda::alignment_of(out_ptr)};
-  if (lt.matmul(1, first, o.b.p, second, o.a.p, out, out_ptr, 1.0f, 0.0f, epilogue)) return;
+  if (lt.matmul(1, first, o.b.p, second, o.a.p, out, out_ptr, 1.0f, 0.0f, epilogue)) return "cublaslt";
   if (g.c_half != nullptr) {
     // cuBLASLt may want aux in D's type (an f32 aux beside a bf16 D refused): D in f32, then rounded.
     const std::shared_ptr<Storage> wide = be.allocate(size_t(g.m * g.n) * sizeof(float));
@@ -268,13 +269,14 @@ void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& 
     if (lt.matmul(1, first, o.b.p, second, o.a.p, wide_out, wide->data(), 1.0f, 0.0f, epilogue)) {
       cuda::pack_half(be.stream(), static_cast<const float*>(wide->data()), 1, 0, g.m, g.n, g.n, g.c_half, g.n,
                       /*fp16=*/false);
-      return;
+      return "cublaslt_f32_d";
     }
   }
   GemmArgs packed = g;  // refused: the passes, reading the 16-bit operands as packed
   packed.a = nullptr, packed.a_half = reinterpret_cast<const uint16_t*>(o.a.p), packed.lda = o.a.ld;
   packed.b = nullptr, packed.b_half = reinterpret_cast<const uint16_t*>(o.b.p), packed.ldb = o.b.ld;
   gemm_then_epilogue(be, packed);
+  return "passes";
 }
 
 }  // namespace
@@ -282,7 +284,7 @@ void gemm_with_epilogue(CudaBackend& be, cuda::GemmContext& lt, const GemmArgs& 
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (has_epilogue(g)) {
-    gemm_with_epilogue(*this, *gemm_, g);
+    last_epilogue_path_ = gemm_with_epilogue(*this, *gemm_, g);
     return;
   }
   if (g.k == 0) {
