@@ -3,6 +3,7 @@
 // matmul/linear with their gradients; f32 outside any scope; scopes nest and restore.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -56,27 +57,39 @@ std::vector<double> reference_gemm(const GemmArgs& g, const std::vector<float>& 
 
 enum class Shared { none, a, b };  // an operand shared by all batch items (batch stride 0)
 
+// A batch of m x k by k x n products with leading dimensions padded by pad_a, pad_b, pad_c, A or B
+// shared by every item when asked, and random operands (a from seed, b from seed + 1).
+struct StridedProduct {
+  GemmArgs g;
+  std::vector<float> a, b;
+  StridedProduct(ComputePrecision p, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                 std::array<int64_t, 3> pad, int64_t batch, Shared shared, uint64_t seed) {
+    g.precision = p;
+    g.trans_a = trans_a, g.trans_b = trans_b;
+    g.m = m, g.n = n, g.k = k;
+    g.lda = (trans_a ? m : k) + pad[0], g.ldb = (trans_b ? k : n) + pad[1], g.ldc = n + pad[2];
+    g.batch = batch;
+    const int64_t a_size = (trans_a ? k : m) * g.lda, b_size = (trans_b ? n : k) * g.ldb;
+    g.stride_a = shared == Shared::a ? 0 : a_size;
+    g.stride_b = shared == Shared::b ? 0 : b_size;
+    g.stride_c = m * g.ldc;
+    a = random_values(shared == Shared::a ? a_size : batch * a_size, seed);
+    b = random_values(shared == Shared::b ? b_size : batch * b_size, seed + 1);
+    g.a = a.data(), g.b = b.data();
+  }
+};
+
 // One product of m x k by k x n with the given layout, checked against reference_gemm.
 void check_gemm(ComputePrecision precision, bool trans_a, bool trans_b, float alpha, float beta, int64_t batch,
                 Shared shared = Shared::none) {
-  GemmArgs g;
-  g.precision = precision;
-  g.trans_a = trans_a, g.trans_b = trans_b;
-  g.m = 9, g.n = 11, g.k = 70;
+  StridedProduct product(precision, trans_a, trans_b, 9, 11, 70, {3, 2, 1}, batch, shared, 1);
+  GemmArgs& g = product.g;
+  const std::vector<float>& a = product.a;
+  const std::vector<float>& b = product.b;
   g.alpha = alpha, g.beta = beta;
-  g.lda = (trans_a ? g.m : g.k) + 3;  // padded leading dimensions
-  g.ldb = (trans_b ? g.k : g.n) + 2;
-  g.ldc = g.n + 1;
-  g.batch = batch;
-  const int64_t a_size = (trans_a ? g.k : g.m) * g.lda, b_size = (trans_b ? g.n : g.k) * g.ldb;
-  g.stride_a = shared == Shared::a ? 0 : a_size;
-  g.stride_b = shared == Shared::b ? 0 : b_size;
-  g.stride_c = g.m * g.ldc;
-  const std::vector<float> a = random_values(shared == Shared::a ? a_size : batch * a_size, 1);
-  const std::vector<float> b = random_values(shared == Shared::b ? b_size : batch * b_size, 2);
   const std::vector<float> c0 = random_values(batch * g.stride_c, 3);
   std::vector<float> c = c0;
-  g.a = a.data(), g.b = b.data(), g.c = c.data();
+  g.c = c.data();
   backend_for(kCPU).gemm(g);
   const std::vector<double> want = reference_gemm(g, a, b, c0);
   double worst = 0;
@@ -114,20 +127,11 @@ TEST(Autocast, Fp16GemmsMatchFloat64ProductsOfRoundedOperands) { check_all_layou
 // The same product with operands given already rounded (GemmArgs::a_half / b_half): bit for bit what
 // the f32 operands give, packed (read in place) or padded (copied), batched or shared, one or both.
 void check_half_operands(ComputePrecision p, bool trans_a, bool trans_b, bool padded, int64_t batch, Shared shared) {
-  GemmArgs g;
-  g.precision = p;
-  g.trans_a = trans_a, g.trans_b = trans_b;
-  g.m = 13, g.n = 10, g.k = 37;
-  g.lda = (trans_a ? g.m : g.k) + (padded ? 3 : 0);
-  g.ldb = (trans_b ? g.k : g.n) + (padded ? 5 : 0);
-  g.ldc = g.n;
-  g.batch = batch;
-  const int64_t a_size = (trans_a ? g.k : g.m) * g.lda, b_size = (trans_b ? g.n : g.k) * g.ldb;
-  g.stride_a = shared == Shared::a ? 0 : a_size;
-  g.stride_b = shared == Shared::b ? 0 : b_size;
-  g.stride_c = g.m * g.n;
-  const std::vector<float> a = random_values(shared == Shared::a ? a_size : batch * a_size, 4);
-  const std::vector<float> b = random_values(shared == Shared::b ? b_size : batch * b_size, 5);
+  const int64_t pad_a = padded ? 3 : 0, pad_b = padded ? 5 : 0;
+  StridedProduct product(p, trans_a, trans_b, 13, 10, 37, {pad_a, pad_b, 0}, batch, shared, 4);
+  const GemmArgs& g = product.g;
+  const std::vector<float>& a = product.a;
+  const std::vector<float>& b = product.b;
   auto to_half = [&](const std::vector<float>& x) {
     std::vector<uint16_t> h(x.size());
     for (size_t i = 0; i < x.size(); ++i) h[i] = p == ComputePrecision::bf16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
@@ -135,9 +139,10 @@ void check_half_operands(ComputePrecision p, bool trans_a, bool trans_b, bool pa
   };
   const std::vector<uint16_t> a16 = to_half(a), b16 = to_half(b);
   std::vector<float> want(size_t(batch * g.stride_c)), got_a(want.size()), got_both(want.size());
-  g.a = a.data(), g.b = b.data(), g.c = want.data();
-  backend_for(kCPU).gemm(g);
-  GemmArgs only_a = g;
+  GemmArgs full = g;
+  full.c = want.data();
+  backend_for(kCPU).gemm(full);
+  GemmArgs only_a = full;
   only_a.a = nullptr, only_a.a_half = a16.data(), only_a.c = got_a.data();
   backend_for(kCPU).gemm(only_a);
   GemmArgs both = only_a;
