@@ -75,14 +75,19 @@ struct StridedSpace {
   int64_t strides[K][kMaxDims]{};
   int64_t numel = 1;
 
-  // Offsets of element i (row-major position) for every operand.
+  // Offsets of element i (row-major position) for every operand. The outermost index is what the
+  // inner divisions leave (i < numel), so a contiguous copy (one merged dim) divides nothing: a
+  // 64-bit division costs tens of instructions, which would make these memory-bound passes
+  // compute-bound.
   __device__ void offsets(int64_t i, int64_t* off) const {
     for (int k = 0; k < K; ++k) off[k] = 0;
-    for (int d = ndim - 1; d >= 0; --d) {
+    for (int d = ndim - 1; d > 0; --d) {
       const int64_t idx = i % shape[d];
       i /= shape[d];
       for (int k = 0; k < K; ++k) off[k] += idx * strides[k][d];
     }
+    if (ndim > 0)
+      for (int k = 0; k < K; ++k) off[k] += i * strides[k][0];
   }
 };
 

@@ -7,19 +7,26 @@ namespace ld::cuda {
 void pack_half(cudaStream_t s, const float* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
                int64_t ld, uint16_t* dst, int64_t dst_ld, bool fp16) {
   const int64_t per_item = rows * cols;
+  if (ld == cols && dst_ld == cols && (items == 1 || item_stride == per_item)) {  // one flat run: no divisions
+    launch_map(s, items * per_item, [=] __device__(int64_t i) {
+      dst[i] = fp16 ? f32_to_f16_bits(src[i]) : f32_to_bf16_bits(src[i]);
+    });
+    return;
+  }
   launch_map(s, items * per_item, [=] __device__(int64_t i) {
-    const int64_t item = i / per_item, r = (i % per_item) / cols, c = i % cols;
+    const int64_t row = i / cols, c = i - row * cols;  // row counts over all items
+    const int64_t item = row / rows, r = row - item * rows;
     const float v = src[item * item_stride + r * ld + c];
-    dst[(item * rows + r) * dst_ld + c] = fp16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
+    dst[row * dst_ld + c] = fp16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
   });
 }
 
 void repack_half(cudaStream_t s, const uint16_t* src, int64_t items, int64_t item_stride, int64_t rows, int64_t cols,
                  int64_t ld, uint16_t* dst, int64_t dst_ld) {
-  const int64_t per_item = rows * cols;
-  launch_map(s, items * per_item, [=] __device__(int64_t i) {
-    const int64_t item = i / per_item, r = (i % per_item) / cols, c = i % cols;
-    dst[(item * rows + r) * dst_ld + c] = src[item * item_stride + r * ld + c];
+  launch_map(s, items * rows * cols, [=] __device__(int64_t i) {
+    const int64_t row = i / cols, c = i - row * cols;  // row counts over all items
+    const int64_t item = row / rows, r = row - item * rows;
+    dst[row * dst_ld + c] = src[item * item_stride + r * ld + c];
   });
 }
 
