@@ -28,6 +28,8 @@ enum class RopeLayout : uint8_t { interleaved, half };  // pairs (2i, 2i+1) as G
 // f32; fp16 also rounds the result to fp16 (overflow to inf), as a real fp16 GEMM's output would be.
 // The buffers stay f32 either way.
 enum class ComputePrecision : uint8_t { f32, bf16, fp16 };
+// The 16-bit type a bf16 or fp16 product rounds its operands to (GemmArgs::a_half, c_half).
+inline DType half_dtype(ComputePrecision p) { return p == ComputePrecision::bf16 ? DType::bf16 : DType::f16; }
 
 // What a product does to its result before writing it (GemmArgs::epilogue).
 enum class GemmEpilogue : uint8_t { none, gelu_tanh, dgelu_tanh };

@@ -37,8 +37,7 @@ void gemm_then_epilogue(Backend& be, const GemmArgs& args) {
     be.unary_backward(UnaryOp::gelu_tanh, count, args.aux, nullptr, plain.c, result);  // elementwise: in place
   if (args.c_half != nullptr) {
     const int64_t one = 1;
-    const DType half = args.precision == ComputePrecision::bf16 ? DType::bf16 : DType::f16;
-    be.copy_strided(1, &count, DType::f32, result, &one, half, args.c_half, &one);
+    be.copy_strided(1, &count, DType::f32, result, &one, half_dtype(args.precision), args.c_half, &one);
   }
 }
 

@@ -89,7 +89,7 @@ Tensor gelu_mlp(const Tensor& x, const Tensor& fc_weight_in, const Tensor& fc_bi
   Tensor pre = empty({rows, hidden}, DType::f32, x.device());
   Tensor hidden_f32, hidden16;
   if (half)
-    hidden16 = empty({rows, hidden}, precision == ComputePrecision::bf16 ? DType::bf16 : DType::f16, x.device());
+    hidden16 = empty({rows, hidden}, half_dtype(precision), x.device());
   else
     hidden_f32 = empty({rows, hidden}, DType::f32, x.device());
   GemmArgs g = fc.forward(detail::Rows(x2, x16), fc_weight, half ? nullptr : hidden_f32.data<float>());

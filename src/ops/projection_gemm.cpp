@@ -5,7 +5,7 @@
 namespace ld::ops::detail {
 
 Tensor rounded_operand(const Tensor& t, ComputePrecision p) {
-  Tensor r = empty(t.shape(), p == ComputePrecision::bf16 ? DType::bf16 : DType::f16, t.device());
+  Tensor r = empty(t.shape(), half_dtype(p), t.device());
   r.copy_(t);
   return r;
 }

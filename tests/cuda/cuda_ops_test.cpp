@@ -250,7 +250,7 @@ TEST_F(CudaTest, GemmHalfOperandsInPlaceOrRepacked) {
     for (int64_t pad : {0, 3}) {
       const int64_t m = 40, n = 24, k = 56 + pad, batch = 3, lda = k + pad, ldb = n + pad;
       Tensor a = randn({batch, m, lda}, &gen), b = randn({batch, k, ldb}, &gen);
-      const DType half = p == ComputePrecision::bf16 ? DType::bf16 : DType::f16;
+      const DType half = half_dtype(p);
       Tensor ag = to_gpu(a), bg = to_gpu(b), a16 = to_gpu(a.to(half)), b16 = to_gpu(b.to(half));
       Tensor from_f32 = zeros({batch, m, n}, DType::f32, kGPU), from_half = zeros({batch, m, n}, DType::f32, kGPU);
       Tensor cpu_out = zeros({batch, m, n});
@@ -282,7 +282,7 @@ TEST_F(CudaTest, GemmGeluEpiloguesAndHalfOutput) {
           if ((half_out && p == ComputePrecision::f32) || (!half_out && e == GemmEpilogue::none)) continue;
           const int64_t m = 48, k = 64;
           Tensor a = randn({m, k}, &gen), b = randn({n, k}, &gen), bias = randn({n}, &gen), aux = randn({m, n}, &gen);
-          const DType out_type = !half_out ? DType::f32 : p == ComputePrecision::bf16 ? DType::bf16 : DType::f16;
+          const DType out_type = !half_out ? DType::f32 : half_dtype(p);
           std::vector<Tensor> results;
           for (Device d : {kCPU, kGPU}) {
             Tensor ad = a.to(d), bd = b.to(d), bias_d = bias.to(d), aux_d = aux.clone().to(d);
