@@ -19,6 +19,18 @@ namespace ld::models {
 
 namespace fs = std::filesystem;
 
+LmLoss CausalLM::loss(const LmInputs& inputs, const Tensor& targets) const {
+  const nn::Linear& head = output_head();
+  LmInputs in = inputs;
+  in.hidden_only = head.adapters().empty();
+  const LmOutput out = run(in);
+  LmLoss r;
+  r.lm_loss = in.hidden_only ? ops::linear_cross_entropy(out.hidden, head.weight, head.bias, targets)
+                             : ops::cross_entropy(out.logits, targets);
+  r.aux_loss = out.aux_loss;
+  return r;
+}
+
 void CausalLM::set_checkpointing(int64_t every_k) {
   LD_CHECK(every_k >= 0, "activation checkpointing: every_k must be >= 0 (0 = off), got ", every_k);
   checkpoint_every_ = every_k;

@@ -17,6 +17,7 @@
 #include "core/tensor.hpp"
 #include "io/hf_config.hpp"
 #include "models/kv_cache.hpp"
+#include "nn/layers.hpp"
 #include "nn/module.hpp"
 
 namespace ld {
@@ -49,11 +50,23 @@ struct LmOutput {
   int64_t dropped_tokens = 0;  // MoE with a capacity factor: (token, choice) slots dropped, all layers
 };
 
+// The next-token loss of one forward pass (CausalLM::loss).
+struct LmLoss {
+  Tensor lm_loss;   // scalar: mean cross-entropy over the targets not ignored
+  Tensor aux_loss;  // MoE models: as LmOutput::aux_loss; else undefined
+};
+
 class CausalLM : public nn::Module {
  public:
   explicit CausalLM(io::HfModelConfig config) : config_(std::move(config)) {}
 
   virtual LmOutput run(const LmInputs& inputs) const = 0;
+  // The vocabulary projection the logits come from (lm_head: [V, C], maybe tied, maybe with adapters).
+  virtual const nn::Linear& output_head() const = 0;
+  // Mean cross-entropy of the logits against targets [B, T] (ignore_index -100, PyTorch's): through
+  // ops::linear_cross_entropy from the hidden states when the head carries no adapters, so the
+  // [B, T, V] logits never exist whole (nor their gradient); otherwise logits, then cross_entropy.
+  LmLoss loss(const LmInputs& inputs, const Tensor& targets) const;
   // Logits only, the common case.
   Tensor forward(const Tensor& ids, KvCache* cache = nullptr, const Tensor& attention_mask = Tensor()) const {
     return run({.ids = ids, .cache = cache, .attention_mask = attention_mask}).logits;

@@ -88,6 +88,7 @@ class Gpt2LMHeadModel : public CausalLM {
   // Adds the "transformer." prefix where missing and drops the attention buffers attn.bias (the
   // causal mask) and attn.masked_bias, which are not parameters.
   nn::StateDict normalize_checkpoint(nn::StateDict state) const override;
+  const nn::Linear& output_head() const override { return *lm_head; }
 
   std::shared_ptr<Gpt2Model> transformer;
   std::shared_ptr<nn::Linear> lm_head;  // [V, C], no bias

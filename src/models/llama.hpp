@@ -78,6 +78,7 @@ class LlamaForCausalLM : public CausalLM {
   // Drops model.layers.{i}.self_attn.rotary_emb.inv_freq, a buffer that checkpoints saved before
   // transformers 4.31 carry (transformers ignores it too; RoPE is computed from rope_theta).
   nn::StateDict normalize_checkpoint(nn::StateDict state) const override;
+  const nn::Linear& output_head() const override { return *lm_head; }
 
   std::shared_ptr<LlamaModel> model;
   std::shared_ptr<nn::Linear> lm_head;

@@ -21,28 +21,6 @@ std::string index_str(int64_t flat, const Shape& shape) {
   return shape_str(idx);
 }
 
-// Checks every target is in [0, vocab) or ignore_index; returns how many are not ignored.
-template <typename T>
-int64_t count_targets(const T* ids, int64_t n, int64_t vocab, int64_t ignore_index, const Shape& shape,
-                      const Shape& logits_shape) {
-  int64_t counted = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t t = int64_t(ids[i]);
-    if (t == ignore_index) continue;
-    LD_CHECK(t >= 0 && t < vocab, "cross_entropy: target ", t, " at ", index_str(i, shape), " is out of range [0, ",
-             vocab, ") for logits ", shape_str(logits_shape), " (ignore_index=", ignore_index, ")");
-    ++counted;
-  }
-  return counted;
-}
-
-int64_t validate_targets(const Tensor& targets, int64_t vocab, int64_t ignore_index, const Shape& logits_shape) {
-  Tensor host = targets.to(kCPU);  // tiny next to the logits; the check needs the values
-  if (host.dtype() == DType::i32)
-    return count_targets(host.data<int32_t>(), host.numel(), vocab, ignore_index, host.shape(), logits_shape);
-  return count_targets(host.data<int64_t>(), host.numel(), vocab, ignore_index, host.shape(), logits_shape);
-}
-
 struct CrossEntropyBackward : Node {
   Tensor logits;   // contiguous
   Tensor targets;  // contiguous, i32 or i64
@@ -87,6 +65,47 @@ struct CrossEntropyBackward : Node {
 
 }  // namespace
 
+namespace {
+
+// Checks every target is in [0, vocab) or ignore_index; returns how many are not ignored.
+template <typename T>
+int64_t count_targets(const T* ids, int64_t n, int64_t vocab, int64_t ignore_index, const Shape& shape,
+                      const Shape& logits_shape, const char* op) {
+  int64_t counted = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = int64_t(ids[i]);
+    if (t == ignore_index) continue;
+    LD_CHECK(t >= 0 && t < vocab, op, ": target ", t, " at ", index_str(i, shape), " is out of range [0, ", vocab,
+             ") for logits ", shape_str(logits_shape), " (ignore_index=", ignore_index, ")");
+    ++counted;
+  }
+  return counted;
+}
+
+}  // namespace
+
+namespace detail {
+
+int64_t validate_targets(const Tensor& targets, int64_t vocab, int64_t ignore_index, const Shape& logits_shape,
+                         const char* op) {
+  Tensor host = targets.to(kCPU);  // tiny next to the logits; the check needs the values
+  if (host.dtype() == DType::i32)
+    return count_targets(host.data<int32_t>(), host.numel(), vocab, ignore_index, host.shape(), logits_shape, op);
+  return count_targets(host.data<int64_t>(), host.numel(), vocab, ignore_index, host.shape(), logits_shape, op);
+}
+
+Tensor reduce_losses(const Tensor& loss_rows, int64_t counted, Reduction reduction) {
+  Backend& be = loss_rows.backend();
+  Tensor out = empty({}, DType::f32, loss_rows.device());
+  be.reduce_sum(1, loss_rows.numel(), 1, loss_rows.data<float>(), out.data<float>());  // accumulates in double
+  // all ignored: every row's loss is 0, so the mean is 0 (not 0/0)
+  if (reduction == Reduction::mean && counted > 0)
+    be.affine(1, out.data<float>(), float(1.0 / double(counted)), 0.0f, out.data<float>());
+  return out;
+}
+
+}  // namespace detail
+
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
   const char* op = "cross_entropy";
   detail::check_f32(logits_in, op, "logits");
@@ -102,7 +121,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const Cr
            options.label_smoothing, " is not in [0, 1]");
   const int64_t vocab = lshape.back(), rows = shape_numel(row_shape);
   Tensor targets = targets_in.contiguous();
-  const int64_t counted = validate_targets(targets, vocab, options.ignore_index, lshape);
+  const int64_t counted = detail::validate_targets(targets, vocab, options.ignore_index, lshape, op);
   Tensor logits = logits_in.detach().contiguous();
 
   const Device dev = logits.device();
@@ -118,16 +137,8 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const Cr
   a.label_smoothing = float(options.label_smoothing);
   be.cross_entropy_forward(a, loss_rows.data<float>(), lse.data<float>());
 
-  Tensor out;
-  if (options.reduction == Reduction::none) {
-    out = loss_rows.view(row_shape);
-  } else {
-    out = empty({}, DType::f32, dev);
-    be.reduce_sum(1, rows, 1, loss_rows.data<float>(), out.data<float>());  // accumulates in double
-    // all ignored: every row's loss is 0, so the mean is 0 (not 0/0)
-    if (options.reduction == Reduction::mean && counted > 0)
-      be.affine(1, out.data<float>(), float(1.0 / double(counted)), 0.0f, out.data<float>());
-  }
+  Tensor out = options.reduction == Reduction::none ? loss_rows.view(row_shape)
+                                                    : detail::reduce_losses(loss_rows, counted, options.reduction);
 
   if (auto node = make_node<CrossEntropyBackward>({logits_in})) {
     node->logits = logits;

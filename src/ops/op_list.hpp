@@ -42,6 +42,7 @@
   X(attention)            \
   X(rope)                 \
   X(cross_entropy)        \
+  X(linear_cross_entropy) \
   X(concat)               \
   X(split)                \
   X(stack)                \

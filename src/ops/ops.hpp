@@ -123,6 +123,17 @@ struct CrossEntropyOptions {
 // logits [N, V] (or [..., V]), targets i32/i64 [N] (or [...]). Fused log-softmax + NLL, chunked over
 // the vocabulary: no probability tensor is kept, the backward writes dlogits directly.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& options = {});
+// cross_entropy(linear(x, weight, bias), targets, options), the LM head's loss, without the [rows, V]
+// logits ever existing whole: rows go through chunk_rows at a time (0: as many as keep a chunk near
+// 2^27 logits). With a gradient wanted, each chunk's dlogits are written over its logits and made
+// into its dx rows and its share of dW and db right away; backward only scales those by the upstream
+// gradient (which is why reduction none, whose upstream gradient differs per row, runs the two ops
+// instead, as does fp16 autocast, for its loss scaling). Under bf16 autocast x and weight are
+// rounded once for every chunk's products.
+Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& targets,
+                            const CrossEntropyOptions& options = {}, int64_t chunk_rows = 0);
+// The rows per chunk linear_cross_entropy picks for `rows` rows over a vocabulary of `vocab`.
+int64_t linear_cross_entropy_chunk_rows(int64_t rows, int64_t vocab);
 
 // --- joining and splitting
 Tensor concat(const std::vector<Tensor>& tensors, int64_t dim);

@@ -11,11 +11,9 @@
 namespace ld::train {
 
 LossParts clm_loss(const models::CausalLM& model, const Tensor& inputs, const Tensor& targets) {
-  models::LmInputs in;
-  in.ids = inputs;
-  const models::LmOutput out = model.run(in);
+  const models::LmLoss out = model.loss({.ids = inputs}, targets);
   LossParts parts;
-  parts.lm_loss = ops::cross_entropy(out.logits, targets);
+  parts.lm_loss = out.lm_loss;
   parts.aux_loss = out.aux_loss;
   parts.loss = out.aux_loss.defined() ? ops::add(parts.lm_loss, out.aux_loss) : parts.lm_loss;
   parts.tokens = targets.numel();

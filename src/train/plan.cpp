@@ -71,10 +71,16 @@ int64_t activation_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_
   if (checkpointing == "every_k") checkpointed = (L + every_k - 1) / every_k;  // layers 0, k, 2k, ...
   int64_t layers = checkpointed * 4 * C + (L - checkpointed) * full;
   if (checkpointed > 0) layers += full;  // one layer rebuilt at a time in backward
-  // the final norm's input (BERT: and the MLM transform's), and the LM head's input
+  const int64_t V = c.stack.vocab_size, rows = batch * seq_len;
+  if (c.is_causal_lm() && precision != "fp16") {
+    // CausalLM::loss (ops::linear_cross_entropy): the final norm's input and the head's dx kept per
+    // token, dW once, and one chunk of logits (bf16: and its 16-bit dlogits) at the forward's end
+    const int64_t chunk = ops::linear_cross_entropy_chunk_rows(rows, V) * V * (precision == "bf16" ? 6 : 4);
+    return rows * (layers + 8 * C) + 4 * V * C + chunk;
+  }
+  // the final norm's input (BERT: and the MLM transform's), the LM head's input, the f32 logits
   const int64_t head = 4 * (c.model_type == "bert" ? 3 : 1) * C + input_bytes * C;
-  const int64_t per_token = layers + head + 4 * c.stack.vocab_size;
-  return batch * seq_len * per_token;
+  return rows * (layers + head + 4 * V);
 }
 
 int64_t autocast_scratch_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_len,
@@ -132,11 +138,9 @@ Throughput measure_throughput(const RunConfig& config, int64_t steps) {
   std::function<Tensor(const Tensor&, const Tensor&)> loss_of;
   if (hf.is_causal_lm()) {
     std::shared_ptr<models::CausalLM> lm = models::make_causal_lm(hf, gen);
-    loss_of = [lm, V](const Tensor& ids, const Tensor& targets) {
-      const models::LmOutput out =
-          lm->run({.ids = ids, .cache = nullptr, .attention_mask = Tensor(), .last_position_only = false});
-      Tensor loss = ops::cross_entropy(out.logits.reshape({-1, V}), targets.reshape({-1}));
-      return out.aux_loss.defined() ? ops::add(loss, out.aux_loss) : loss;
+    loss_of = [lm](const Tensor& ids, const Tensor& targets) {
+      const models::LmLoss out = lm->loss({.ids = ids}, targets);
+      return out.aux_loss.defined() ? ops::add(out.lm_loss, out.aux_loss) : out.lm_loss;
     };
     lm->set_checkpointing(every_k);
     module = lm;

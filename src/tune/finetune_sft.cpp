@@ -40,9 +40,10 @@ train::LossParts sft_loss(const models::CausalLM& model, const SftBatch& batch) 
   // Batches are built on the host; they go where the model's weights are (train.device).
   const Device device = model.device();
   const Tensor mask = batch.attention_mask.defined() ? batch.attention_mask.to(device) : Tensor();
-  const models::LmOutput out = model.run({.ids = batch.input_ids.to(device), .attention_mask = mask});
+  const models::LmLoss out = model.loss({.ids = batch.input_ids.to(device), .attention_mask = mask},
+                                        batch.targets.to(device));
   train::LossParts parts;
-  parts.lm_loss = ops::cross_entropy(out.logits, batch.targets.to(device));
+  parts.lm_loss = out.lm_loss;
   parts.aux_loss = out.aux_loss;
   parts.loss = out.aux_loss.defined() ? ops::add(parts.lm_loss, out.aux_loss) : parts.lm_loss;
   parts.tokens = trained_tokens(batch.targets);

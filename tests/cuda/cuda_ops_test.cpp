@@ -11,6 +11,7 @@
 
 #include "backend/cuda/device_allocator.hpp"
 #include "cuda_test_util.hpp"
+#include "ops/autocast.hpp"
 #include "ops/ops.hpp"
 
 namespace ld::test {
@@ -568,6 +569,23 @@ TEST_F(CudaTest, OpsMatmulAttentionCrossEntropyThroughAutograd) {
              return ops::cross_entropy(t[0], t[1], o);
            },
            kRtol, 1e-6, "cross_entropy");
+}
+
+// The LM head's loss in chunks of 5 rows (3 chunks, the last short), in f32 and under bf16 autocast
+// (x and W rounded once, dlogits rounded once per chunk for dx and dW), with a bias and ignored rows.
+TEST_F(CudaTest, OpsLinearCrossEntropyInChunksThroughAutograd) {
+  std::vector<int64_t> targets{5, 100, -100, 999, 0, 42, 7, 3, -100, 500, 1, 998};
+  for (ops::ComputePrecision p : {ops::ComputePrecision::f32, ops::ComputePrecision::bf16}) {
+    const bool half = p != ops::ComputePrecision::f32;
+    check_op({randn({2, 6, 48}, &gen), ops::scale(randn({1000, 48}, &gen), 0.2), randn({1000}, &gen),
+              from_vector(targets, {2, 6})},
+             [p](const std::vector<Tensor>& t) {
+               ops::AutocastScope autocast(p);
+               return ops::linear_cross_entropy(t[0], t[1], t[2], t[3], {}, 5);
+             },
+             half ? 1e-3 : kRtol, half ? 1e-3 : 1e-5,
+             "linear_cross_entropy " + std::string(ops::compute_precision_name(p)));
+  }
 }
 
 }  // namespace

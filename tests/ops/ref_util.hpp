@@ -1,9 +1,11 @@
 #pragma once
 // Naive float64 building blocks for op references.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
 #include "ops/op_harness.hpp"
+#include "ops/ops.hpp"
 
 namespace ld::test {
 
@@ -90,6 +92,32 @@ inline Ref ref_matmul(const Ref& a, const Ref& b) {  // [.., M, K] @ [.., K, N] 
       }
   }
   return r;
+}
+
+// Naive float64 cross-entropy with PyTorch's semantics: per row
+//   loss = (1-e) * (-log p_t) + e * mean_j(-log p_j),  0 for ignored rows;
+// mean divides by the number of rows not ignored (0 when all are).
+inline Ref ref_cross_entropy(const Ref& logits, const Ref& targets, const ops::CrossEntropyOptions& o) {
+  int64_t vocab = ref_cols(logits), rows = ref_rows(logits);
+  Ref per_row(targets.shape);
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t t = int64_t(targets.v[size_t(r)]);
+    if (t == o.ignore_index) continue;
+    const double* x = logits.v.data() + r * vocab;
+    double m = x[0], s = 0, mean_neg_logp = 0;
+    for (int64_t j = 0; j < vocab; ++j) m = std::max(m, x[j]);
+    for (int64_t j = 0; j < vocab; ++j) s += std::exp(x[j] - m);
+    double lse = m + std::log(s);
+    for (int64_t j = 0; j < vocab; ++j) mean_neg_logp += (lse - x[j]) / double(vocab);
+    double loss = (1 - o.label_smoothing) * (lse - x[t]) + o.label_smoothing * mean_neg_logp;
+    per_row.v[size_t(r)] = loss;
+    total += loss;
+    ++counted;
+  }
+  if (o.reduction == ops::CrossEntropyOptions::Reduction::none) return per_row;
+  return Ref({}, o.reduction == ops::CrossEntropyOptions::Reduction::sum ? total : (counted ? total / double(counted) : 0.0));
 }
 
 }  // namespace ld::test

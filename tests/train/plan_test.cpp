@@ -7,6 +7,7 @@
 
 #include "core/rng.hpp"
 #include "models/causal_lm.hpp"
+#include "ops/ops.hpp"
 #include "test_util.hpp"
 
 namespace ld::train {
@@ -102,23 +103,30 @@ TEST(Plan, ActivationsByHandForGpt2) {
   // per token and layer: 2C norm inputs, C attention input, 3C q k v, C attention output, H softmax
   // statistics, C MLP input, 2I MLP activations
   const int64_t layer = 2 * C + C + 3 * C + C + H + C + 2 * I;
-  const int64_t head = 2 * C;
+  // the loss (ops::linear_cross_entropy): the final norm's input and the head's dx per token, dW
+  // [V, C] once, and one chunk of logits, here every row's
+  const int64_t head = 2 * C, loss = 4 * V * C + B * T * V * 4;
   const Plan p = make_plan(c);
-  EXPECT_EQ(p.activation_bytes_none, B * T * ((L * layer + head) * 4 + 4 * V));
+  EXPECT_EQ(p.activation_bytes_none, B * T * (L * layer + head) * 4 + loss);
   // all checkpointed: each layer's input, plus one layer rebuilt in backward
-  EXPECT_EQ(p.activation_bytes_all, B * T * ((L * C + layer + head) * 4 + 4 * V));
+  EXPECT_EQ(p.activation_bytes_all, B * T * (L * C + layer + head) * 4 + loss);
   EXPECT_EQ(p.activation_bytes_configured, p.activation_bytes_none);
   // every 2nd layer (0 and 2) checkpointed
   EXPECT_EQ(activation_bytes(c.model.hf, B, T, "every_k", 2, "fp32"),
-            B * T * ((2 * C + 2 * layer + layer + head) * 4 + 4 * V));
+            B * T * (2 * C + 2 * layer + layer + head) * 4 + loss);
   EXPECT_LT(p.activation_bytes_all, p.activation_bytes_none);
-  // bf16: the projections' inputs (attention input and output, MLP input, GELU output; the LM head's
-  // input) are the 16-bit copies the linears keep
+  // bf16: the projections' inputs (attention input and output, MLP input, GELU output) are the 16-bit
+  // copies the linears keep; the chunk has 16-bit dlogits beside its logits
   const int64_t inputs = C + C + C + I;
-  const int64_t layer_bf16 = (layer - inputs) * 4 + inputs * 2, head_bf16 = C * 4 + C * 2;
-  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "none", 1, "bf16"), B * T * (L * layer_bf16 + head_bf16 + 4 * V));
+  const int64_t layer_bf16 = (layer - inputs) * 4 + inputs * 2;
+  EXPECT_EQ(activation_bytes(c.model.hf, B, T, "none", 1, "bf16"),
+            B * T * (L * layer_bf16 + head * 4) + 4 * V * C + B * T * V * 6);
+  // fp16 keeps the two ops (loss scaling): the LM head's 16-bit input and the f32 logits per token
   EXPECT_EQ(activation_bytes(c.model.hf, B, T, "all", 1, "fp16"),
-            B * T * (L * C * 4 + layer_bf16 + head_bf16 + 4 * V));
+            B * T * (L * C * 4 + layer_bf16 + C * 4 + C * 2 + 4 * V));
+  // GPT-2's vocabulary: chunks of 2^27 / 50257 = 2670 rows
+  EXPECT_EQ(ops::linear_cross_entropy_chunk_rows(8 * 1024, 50257), 2670);
+  EXPECT_EQ(ops::linear_cross_entropy_chunk_rows(1000, 50257), 1000);
 }
 
 TEST(Plan, MeasuresAThroughput) {
