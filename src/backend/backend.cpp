@@ -41,7 +41,7 @@ void Backend::attention_forward(const AttentionArgs&, const float*, const float*
 void Backend::attention_backward(const AttentionArgs&, const float*, const float*, const float*, const float*, const float*, const float*, float*, float*, float*) { not_implemented("attention_backward"); }
 void Backend::rope(const RopeArgs&, const float*, float*) { not_implemented("rope"); }
 void Backend::cross_entropy_forward(const CrossEntropyArgs&, float*, float*) { not_implemented("cross_entropy_forward"); }
-void Backend::cross_entropy_backward(const CrossEntropyArgs&, const float*, const float*, float*) { not_implemented("cross_entropy_backward"); }
+void Backend::cross_entropy_backward(const CrossEntropyArgs&, const float*, const float*, void*) { not_implemented("cross_entropy_backward"); }
 void Backend::adamw_step(std::span<const AdamWArgs>) { not_implemented("adamw_step"); }
 // clang-format on
 

@@ -103,7 +103,11 @@ struct RopeArgs {
 // with the uniform distribution: loss = (1-e) * nll + e * mean_j(-log p_j).
 struct CrossEntropyArgs {
   int64_t rows = 0, vocab = 0;
-  const float* logits = nullptr;
+  // Rows ld elements apart (0: vocab), in logits_dtype: f32, or bf16/fp16 bits (an LM head's logits
+  // under autocast, as PyTorch's autocast linear writes them); computed in f32 either way.
+  const void* logits = nullptr;
+  DType logits_dtype = DType::f32;
+  int64_t ld = 0;
   const void* targets = nullptr;
   DType target_dtype = DType::i64;
   int64_t ignore_index = -100;
@@ -205,9 +209,10 @@ class Backend {
   virtual void rope(const RopeArgs& a, const float* x, float* y);
 
   // --- loss: loss_rows [rows] and lse [rows] from the forward; the backward writes dlogits, scaled
-  // per row by dloss_rows (the upstream gradient, already divided by the number of counted rows).
+  // per row by dloss_rows (the upstream gradient, already divided by the number of counted rows), in
+  // the logits' dtype and layout (rounded once from f32); dlogits may be the logits (in place).
   virtual void cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse);
-  virtual void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows, float* dlogits);
+  virtual void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows, void* dlogits);
 
   // --- optimizer: one AdamW step over each buffer (a model's parameters). A device backend updates
   // them in a few launches, not one per parameter.

@@ -21,7 +21,7 @@ using Reduction = CrossEntropyOptions::Reduction;
 
 namespace {
 
-// A chunk's f32 logits stay near this many elements (512 MiB): small next to GPT-2's [B*T, 50257]
+// A chunk's logits stay near this many elements (512 MiB in f32, 256 in bf16): small next to GPT-2's [B*T, 50257]
 // at any batch worth chunking, and rows enough (2670 at V = 50257) that dW's read-modify-write per
 // chunk stays a few percent of the chunk's own traffic.
 constexpr int64_t kChunkElements = int64_t(1) << 27;
@@ -68,21 +68,27 @@ void check_linear_cross_entropy(const Tensor& x, const Tensor& weight, const Ten
 }
 
 // What one chunk of rows [first, first + rows) computes, its buffers sized for the largest chunk.
+// f32: the chunk's logits and dlogits are f32 [chunk, V]. bf16 autocast: the logits are written in
+// bf16 only, as PyTorch's autocast linear writes them (the loss is then computed in f32 from them),
+// and so are their dlogits, in place, which the dx, dW and db products read as they are. Those rows
+// are ld = V rounded up to 8 apart (16-byte aligned rows, as a GPU's tensor cores want): W's rounded
+// copy has zero rows and the bias zeros there, and the padding columns are never read as logits.
 struct ChunkRunner {
-  detail::ProjectionGemms gemms;  // rows set per chunk
+  detail::ProjectionGemms gemms;  // rows set per chunk; out = ld
+  int64_t vocab = 0, ld = 0;
   Tensor x2, x16, weight, w16, bias, targets;
   CrossEntropyOptions options;
-  Tensor logits, logits16, lse, ones_rows;  // chunk scratch
-  Tensor loss_rows;                          // [rows of x], every chunk's losses
-  Tensor dx, dw, db;                         // what the node keeps
+  Tensor logits, lse, ones_rows, ones16;  // chunk scratch: logits f32 [chunk, V] or 16-bit [chunk, ld]
+  Tensor loss_rows;                       // [rows of x], every chunk's losses
+  Tensor dx, dw, db;                      // what the node keeps
 
-  bool half() const { return gemms.precision != ComputePrecision::f32; }
+  bool half_logits() const { return logits.dtype() != DType::f32; }
   Backend& backend() const { return weight.backend(); }
 
   CrossEntropyArgs ce_args(int64_t first, int64_t rows) const {
     CrossEntropyArgs a;
-    a.rows = rows, a.vocab = weight.size(0);
-    a.logits = logits.data<float>();
+    a.rows = rows, a.vocab = vocab, a.ld = ld;
+    a.logits = logits.raw(), a.logits_dtype = logits.dtype();
     a.targets = static_cast<const char*>(targets.raw()) + first * int64_t(dtype_size(targets.dtype()));
     a.target_dtype = targets.dtype();
     a.ignore_index = options.ignore_index;
@@ -100,39 +106,82 @@ struct ChunkRunner {
     return g;
   }
 
-  void run(int64_t first, int64_t rows, bool first_chunk) {
+  void forward(const detail::ProjectionGemms& s, int64_t first, int64_t rows) {
+    GemmArgs g = with_weight(s.forward(rows_of(x2, x16, first, rows), weight, nullptr));
+    if (half_logits())
+      g.c_half = static_cast<uint16_t*>(logits.raw());
+    else
+      g.c = logits.data<float>();
+    if (bias.defined()) g.bias = bias.data<float>();
+    backend().gemm(g);
+  }
+
+  // the chunk's dlogits [rows, V], ld apart, as the products read them
+  detail::Rows dlogits(int64_t rows) const {
+    const Tensor g = logits.narrow(0, 0, rows);
+    return half_logits() ? detail::Rows(Tensor(), g) : detail::Rows(g, Tensor());
+  }
+
+  void backward(detail::ProjectionGemms s, int64_t first, int64_t rows, bool first_chunk) {
     Backend& be = backend();
+    s.out = vocab;
+    const detail::Rows grad = dlogits(rows);
+    if (dx.defined()) {
+      GemmArgs g = with_weight(s.input_grad(grad, weight, dx.data<float>() + first * s.in));
+      g.lda = ld;
+      be.gemm(g);
+    }
+    if (dw.defined()) {
+      GemmArgs g = s.weight_grad(grad, rows_of(x2, x16, first, rows), dw.data<float>());
+      g.lda = ld, g.beta = first_chunk ? 0.0f : 1.0f;
+      be.gemm(g);
+    }
+    if (db.defined()) add_bias_grad(grad, rows, first_chunk);
+  }
+
+  // db += the column sums of dlogits: 16-bit ones, by a product with a row of ones (f32 accumulation)
+  void add_bias_grad(const detail::Rows& grad, int64_t rows, bool first_chunk) {
+    Backend& be = backend();
+    if (!half_logits()) {
+      Tensor part = empty({vocab}, DType::f32, db.device());
+      be.reduce_sum(1, rows, vocab, grad.f32, part.data<float>());
+      db = first_chunk ? part : add(db, part);
+      return;
+    }
+    GemmArgs g;  // db [1, V] = ones [1, rows] G [rows, V]
+    g.m = 1, g.n = vocab, g.k = rows;
+    g.a_half = static_cast<const uint16_t*>(ones16.raw()), g.lda = std::max<int64_t>(rows, 1);
+    g.b_half = grad.half, g.ldb = ld;
+    g.c = db.data<float>(), g.ldc = vocab;
+    g.beta = first_chunk ? 0.0f : 1.0f;
+    g.precision = gemms.precision;
+    be.gemm(g);
+  }
+
+  void run(int64_t first, int64_t rows, bool first_chunk) {
     detail::ProjectionGemms s = gemms;
     s.rows = rows;
-    GemmArgs fwd = with_weight(s.forward(rows_of(x2, x16, first, rows), weight, logits.data<float>()));
-    if (bias.defined()) fwd.bias = bias.data<float>();
-    be.gemm(fwd);
+    forward(s, first, rows);
     const CrossEntropyArgs a = ce_args(first, rows);
-    be.cross_entropy_forward(a, loss_rows.data<float>() + first, lse.data<float>());
+    backend().cross_entropy_forward(a, loss_rows.data<float>() + first, lse.data<float>());
     if (!dx.defined() && !dw.defined() && !db.defined()) return;
-    be.cross_entropy_backward(a, lse.data<float>(), ones_rows.data<float>(), logits.data<float>());  // in place
-    const Tensor g = logits.narrow(0, 0, rows);
-    if (dx.defined() || dw.defined()) {
-      Tensor g16;
-      if (half()) {  // both products read dlogits: rounded once
-        g16 = logits16.narrow(0, 0, rows);
-        g16.copy_(g);
-      }
-      const detail::Rows grad(g, g16);
-      if (dx.defined()) be.gemm(with_weight(s.input_grad(grad, weight, dx.data<float>() + first * s.in)));
-      if (dw.defined()) {
-        GemmArgs w = s.weight_grad(grad, rows_of(x2, x16, first, rows), dw.data<float>());
-        w.beta = first_chunk ? 0.0f : 1.0f;
-        be.gemm(w);
-      }
-    }
-    if (db.defined()) {
-      Tensor part = empty({s.out}, DType::f32, g.device());
-      be.reduce_sum(1, rows, s.out, g.data<float>(), part.data<float>());
-      db = first_chunk ? part : add(db, part);
-    }
+    backend().cross_entropy_backward(a, lse.data<float>(), ones_rows.data<float>(), logits.raw());  // in place
+    backward(s, first, rows, first_chunk);
   }
 };
+
+// w rounded to `precision`'s 16 bits, with zero rows after its own up to ld
+Tensor padded_rounded_weight(const Tensor& w, int64_t ld, ComputePrecision precision) {
+  Tensor padded = zeros({ld, w.size(1)}, half_dtype(precision), w.device());
+  padded.narrow(0, 0, w.size(0)).copy_(w);
+  return padded;
+}
+
+Tensor padded_bias(const Tensor& bias, int64_t ld) {
+  Tensor padded = zeros({ld}, DType::f32, bias.device());
+  padded.narrow(0, 0, bias.size(0)).copy_(bias);
+  return padded;
+}
 
 }  // namespace
 
@@ -160,18 +209,21 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight_in, const Tens
   c.weight = weight_in.detach().contiguous();
   if (bias_in.defined()) c.bias = bias_in.detach().contiguous();
   c.options = options;
-  c.gemms = {rows, in, vocab, WeightLayout::out_in, autocast_precision()};
+  const ComputePrecision precision = autocast_precision();
+  const bool half = precision != ComputePrecision::f32;  // bf16 (fp16 took the two ops)
+  c.vocab = vocab, c.ld = half ? (vocab + 7) / 8 * 8 : vocab;
+  c.gemms = {rows, in, c.ld, WeightLayout::out_in, precision};
   auto node = make_node<LinearCrossEntropyBackward>({x, weight_in, bias_in});
 
   const Device dev = x.device();
   const int64_t chunk =
       chunk_rows > 0 ? std::min(chunk_rows, std::max<int64_t>(rows, 1)) : linear_cross_entropy_chunk_rows(rows, vocab);
-  if (c.half()) {  // read by every chunk's products: rounded once
-    c.x16 = detail::rounded_operand(c.x2, c.gemms.precision);
-    c.w16 = detail::rounded_operand(c.weight, c.gemms.precision);
-    if (node) c.logits16 = empty({chunk, vocab}, half_dtype(c.gemms.precision), dev);
+  if (half) {  // read by every chunk's products: rounded once
+    c.x16 = detail::rounded_operand(c.x2, precision);
+    c.w16 = padded_rounded_weight(c.weight, c.ld, precision);
+    if (c.bias.defined()) c.bias = padded_bias(c.bias, c.ld);
   }
-  c.logits = empty({chunk, vocab}, DType::f32, dev);
+  c.logits = empty({chunk, c.ld}, half ? half_dtype(precision) : DType::f32, dev);
   c.lse = empty({chunk}, DType::f32, dev);
   c.loss_rows = empty({rows}, DType::f32, dev);
   if (node) {
@@ -180,7 +232,10 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight_in, const Tens
     // without rows no chunk runs: the gradients are zeros
     if (node->needs_input_grad(1))
       c.dw = rows == 0 ? zeros({vocab, in}, DType::f32, dev) : empty({vocab, in}, DType::f32, dev);
-    if (node->needs_input_grad(2)) c.db = zeros({vocab}, DType::f32, dev);
+    if (node->needs_input_grad(2)) {
+      c.db = zeros({vocab}, DType::f32, dev);
+      if (half) c.ones16 = ones({chunk}, half_dtype(precision), dev);
+    }
   }
   for (int64_t first = 0; first < rows; first += chunk) c.run(first, std::min(chunk, rows - first), first == 0);
 

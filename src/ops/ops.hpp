@@ -129,7 +129,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
 // into its dx rows and its share of dW and db right away; backward only scales those by the upstream
 // gradient (which is why reduction none, whose upstream gradient differs per row, runs the two ops
 // instead, as does fp16 autocast, for its loss scaling). Under bf16 autocast x and weight are
-// rounded once for every chunk's products.
+// rounded once for every chunk's products, and the logits exist in bf16 only (as PyTorch's autocast
+// linear writes them; the loss is computed in f32 from them), their dlogits too.
 Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& targets,
                             const CrossEntropyOptions& options = {}, int64_t chunk_rows = 0);
 // The rows per chunk linear_cross_entropy picks for `rows` rows over a vocabulary of `vocab`.

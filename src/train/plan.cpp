@@ -74,7 +74,8 @@ int64_t activation_bytes(const io::HfModelConfig& c, int64_t batch, int64_t seq_
   const int64_t V = c.stack.vocab_size, rows = batch * seq_len;
   if (c.is_causal_lm() && precision != "fp16") {
     // CausalLM::loss (ops::linear_cross_entropy): the final norm's input and the head's dx kept per
-    // token, dW once, and one chunk of logits (bf16: and its 16-bit dlogits) at the forward's end
+    // token, dW once, and one chunk of logits at the forward's end (bf16: 16-bit, and the f32
+    // product the CPU rounds them from)
     const int64_t chunk = ops::linear_cross_entropy_chunk_rows(rows, V) * V * (precision == "bf16" ? 6 : 4);
     return rows * (layers + 8 * C) + 4 * V * C + chunk;
   }

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "autograd/engine.hpp"
+#include "backend/backend.hpp"
+#include "core/rng.hpp"
 #include "ops/op_harness.hpp"
 #include "test_util.hpp"
 #include "ops/ops.hpp"
@@ -156,6 +158,51 @@ TEST(CrossEntropy, ReductionNoneKeepsTheTargetShape) {
   Tensor loss = ops::cross_entropy(randn({2, 3, 4}), from_vector<int32_t>({0, 1, 2, 3, 0, 1}, {2, 3}),
                                    opts(Reduction::none));
   EXPECT_EQ(loss.shape(), (Shape{2, 3}));
+}
+
+}  // namespace
+}  // namespace ld::test
+
+namespace ld::test {
+namespace {
+
+// The kernels on 16-bit logits whose rows are padded (an LM head's under autocast): the loss and lse
+// of their exact f32 widening, and dlogits computed in f32 and rounded once, written in place; the
+// padding columns are neither read nor written.
+TEST(CrossEntropyKernel, HalfLogitsWithPaddedRowsMatchTheirF32Values) {
+  Backend& be = backend_for(kCPU);
+  const int64_t rows = 5, vocab = 37, ld = 40;
+  const Tensor targets = from_vector<int64_t>({3, -100, 36, 0, 20}, {rows});
+  Generator gen(21);
+  for (DType dt : {DType::bf16, DType::f16}) {
+    for (float smoothing : {0.0f, 0.1f}) {
+      const std::string what = std::string(dtype_name(dt)) + " smoothing " + std::to_string(smoothing);
+      Tensor half = ops::cast(ops::scale(randn({rows, ld}, &gen), 3.0), dt);
+      const Tensor padding_before = ops::cast(half.narrow(1, vocab, ld - vocab), DType::f32).contiguous();
+      Tensor wide = ops::cast(half, DType::f32).contiguous();
+      CrossEntropyArgs a;
+      a.rows = rows, a.vocab = vocab, a.ld = ld;
+      a.targets = targets.raw(), a.target_dtype = DType::i64, a.label_smoothing = smoothing;
+      CrossEntropyArgs f = a;
+      a.logits = half.raw(), a.logits_dtype = dt;
+      f.logits = wide.raw();
+      Tensor loss_h = empty({rows}), lse_h = empty({rows}), loss_f = empty({rows}), lse_f = empty({rows});
+      be.cross_entropy_forward(a, loss_h.data<float>(), lse_h.data<float>());
+      be.cross_entropy_forward(f, loss_f.data<float>(), lse_f.data<float>());
+      EXPECT_EQ(loss_h.to_vector<float>(), loss_f.to_vector<float>()) << what;
+      EXPECT_EQ(lse_h.to_vector<float>(), lse_f.to_vector<float>()) << what;
+
+      const Tensor dloss = randn({rows}, &gen);
+      Tensor d_f = full({rows, ld}, 7.0);
+      be.cross_entropy_backward(f, lse_f.data<float>(), dloss.data<float>(), d_f.raw());
+      be.cross_entropy_backward(a, lse_h.data<float>(), dloss.data<float>(), half.raw());  // in place
+      const Tensor want = ops::cast(ops::cast(d_f.narrow(1, 0, vocab), dt), DType::f32);
+      EXPECT_EQ(ops::cast(half.narrow(1, 0, vocab), DType::f32).to_vector<float>(), want.to_vector<float>()) << what;
+      EXPECT_EQ(ops::cast(half.narrow(1, vocab, ld - vocab), DType::f32).to_vector<float>(),
+                padding_before.to_vector<float>()) << what;
+      for (float v : d_f.narrow(1, vocab, ld - vocab).contiguous().to_vector<float>()) ASSERT_EQ(v, 7.0f) << what;
+    }
+  }
 }
 
 }  // namespace

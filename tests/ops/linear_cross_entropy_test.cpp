@@ -1,5 +1,6 @@
-// ops::linear_cross_entropy against the two ops it fuses, linear -> cross_entropy: the same bits when
-// the rows fit one chunk (f32, bf16, fp16), and to f32 rounding over several chunks, for every
+// ops::linear_cross_entropy against the ops it fuses, linear -> cross_entropy (under bf16 with the
+// logits rounded to bf16 between them): the same bits when the rows fit one chunk (f32, bf16, fp16),
+// and to f32 rounding over several chunks, for every
 // gradient, with and without a bias, ignored rows, label smoothing, sum and mean, an upstream
 // gradient other than 1 and frozen inputs. Also registered with the op harness: forward against
 // float64, gradients against finite differences.
@@ -88,13 +89,23 @@ void expect_close(const Outcome& fused, const Outcome& separate, double rtol, co
   }
 }
 
+// What the fused op computes, as separate ops: under bf16 the logits are rounded to bf16 (PyTorch's
+// autocast linear writes them so) and the loss computed in f32 from them; the cast's backward rounds
+// dlogits to bf16 too. fp16 keeps f32 logits (the fused op runs these very ops there).
+Tensor reference_loss(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& targets,
+                      const ops::CrossEntropyOptions& o, ComputePrecision p) {
+  Tensor logits = ops::linear(x, w, b);
+  if (p == ComputePrecision::bf16) logits = ops::cast(ops::cast(logits, DType::bf16), DType::f32);
+  return ops::cross_entropy(logits, targets, o);
+}
+
 void check(const Inputs& in, const ops::CrossEntropyOptions& o, ComputePrecision p, int64_t chunk_rows,
            const std::vector<bool>& wants, double upstream, double rtol, const std::string& what) {
   const Outcome fused = run(in, wants, p, upstream, [&](const Tensor& x, const Tensor& w, const Tensor& b) {
     return ops::linear_cross_entropy(x, w, b, in.targets, o, chunk_rows);
   });
   const Outcome separate = run(in, wants, p, upstream, [&](const Tensor& x, const Tensor& w, const Tensor& b) {
-    return ops::cross_entropy(ops::linear(x, w, b), in.targets, o);
+    return reference_loss(x, w, b, in.targets, o, p);
   });
   expect_close(fused, separate, rtol, what + " precision " + std::string(ops::compute_precision_name(p)) +
                                           " chunk_rows " + std::to_string(chunk_rows));

@@ -116,7 +116,7 @@ TEST(Plan, ActivationsByHandForGpt2) {
             B * T * (2 * C + 2 * layer + layer + head) * 4 + loss);
   EXPECT_LT(p.activation_bytes_all, p.activation_bytes_none);
   // bf16: the projections' inputs (attention input and output, MLP input, GELU output) are the 16-bit
-  // copies the linears keep; the chunk has 16-bit dlogits beside its logits
+  // copies the linears keep; the chunk's logits are 16-bit, rounded from an f32 product
   const int64_t inputs = C + C + C + I;
   const int64_t layer_bf16 = (layer - inputs) * 4 + inputs * 2;
   EXPECT_EQ(activation_bytes(c.model.hf, B, T, "none", 1, "bf16"),

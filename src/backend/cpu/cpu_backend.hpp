@@ -79,7 +79,7 @@ class CpuBackend final : public Backend {
   // cross_entropy.cpp
   void cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse) override;
   void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows,
-                              float* dlogits) override;
+                              void* dlogits) override;
 
   // adamw.cpp
   void adamw_step(std::span<const AdamWArgs> buffers) override;

@@ -1,16 +1,21 @@
 // Fused log-softmax + NLL (with label smoothing and ignore_index) over rows of logits. The forward
 // reads each row once: an online max / log-sum-exp over chunks that fit in L1 (each chunk's max
 // pass and exp pass read cache, not memory), and keeps only lse per row. The backward recomputes
-// softmax from lse and writes dlogits directly, so no probability tensor is ever stored.
+// softmax from lse and writes dlogits directly, so no probability tensor is ever stored. 16-bit
+// logits (an LM head's under autocast) are widened a row at a time into a per-thread buffer, and
+// their dlogits computed there and rounded once into place.
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/half_rows.hpp"
 #include "backend/cpu/vec_math.hpp"
+#include "core/error.hpp"
 
 namespace ld {
 
@@ -22,6 +27,27 @@ using cpu::max_lanes;
 using cpu::sum_lanes;
 
 constexpr int64_t kChunk = 4096;  // 16 KB of a row: read from memory once, then from L1
+
+inline int64_t row_stride(const CrossEntropyArgs& a) { return a.ld > 0 ? a.ld : a.vocab; }
+
+void check_logits_dtype(const CrossEntropyArgs& a) {
+  LD_CHECK(a.logits_dtype == DType::f32 || a.logits_dtype == DType::bf16 || a.logits_dtype == DType::f16,
+           "cross_entropy: logits must be f32, bf16 or f16, got ", dtype_name(a.logits_dtype));
+  LD_CHECK(a.ld == 0 || a.ld >= a.vocab, "cross_entropy: row stride ", a.ld, " is below the vocabulary ", a.vocab);
+}
+
+// Row r of the logits in f32: in place, or (16-bit) widened into buf.
+const float* row_f32(const CrossEntropyArgs& a, int64_t r, std::vector<float>& buf) {
+  const int64_t offset = r * row_stride(a);
+  if (a.logits_dtype == DType::f32) return static_cast<const float*>(a.logits) + offset;
+  buf.resize(size_t(a.vocab));
+  const uint16_t* src = static_cast<const uint16_t*>(a.logits) + offset;
+  if (a.logits_dtype == DType::bf16)
+    cpu::widen_bf16_row(src, a.vocab, buf.data());
+  else
+    cpu::widen_f16_row(src, a.vocab, buf.data());
+  return buf.data();
+}
 
 inline int64_t target_of(const CrossEntropyArgs& a, int64_t row) {
   return a.target_dtype == DType::i32 ? int64_t(static_cast<const int32_t*>(a.targets)[row])
@@ -98,7 +124,8 @@ void forward_rows(const CrossEntropyArgs& a, float* loss_rows, float* lse) {
       lse[r] = 0.0f;
       continue;
     }
-    const float* x = a.logits + r * vocab;
+    thread_local std::vector<float> buf;
+    const float* x = row_f32(a, r, buf);
     float m, log_s, total;
     row_lse<kWithSum>(vocab, x, &m, &log_s, &total);
     const float nll = (m - x[target]) + log_s;
@@ -108,9 +135,18 @@ void forward_rows(const CrossEntropyArgs& a, float* loss_rows, float* lse) {
   }
 }
 
+// d = (softmax(x) - (1-e) * onehot(target) - e/V) * scale over one row; d may be x.
+void backward_row(const float* x, int64_t vocab, int64_t target, float lse, float scale, float e, float* d) {
+  const float uniform = e / float(vocab) * scale;
+#pragma omp simd
+  for (int64_t j = 0; j < vocab; ++j) d[j] = exp_approx(x[j] - lse) * scale - uniform;
+  d[target] -= (1.0f - e) * scale;
+}
+
 }  // namespace
 
 void CpuBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse) {
+  check_logits_dtype(a);
   if (a.label_smoothing > 0.0f)
     forward_rows<true>(a, loss_rows, lse);
   else
@@ -119,24 +155,30 @@ void CpuBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_ro
 
 // dlogits = (softmax - (1-e) * onehot(target) - e/V) * dloss_rows[row]; ignored rows get 0.
 void CpuBackend::cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows,
-                                        float* dlogits) {
-  const int64_t vocab = a.vocab;
-  const float e = a.label_smoothing;
+                                        void* dlogits) {
+  check_logits_dtype(a);
+  const int64_t vocab = a.vocab, ld = row_stride(a);
+  const size_t element = dtype_size(a.logits_dtype);
 #pragma omp parallel for schedule(static) if (a.rows * vocab > (int64_t(1) << 15))
   for (int64_t r = 0; r < a.rows; ++r) {
-    float* d = dlogits + r * vocab;
+    char* d = static_cast<char*>(dlogits) + size_t(r * ld) * element;
     const int64_t target = target_of(a, r);
     if (target == a.ignore_index) {
-      std::memset(d, 0, size_t(vocab) * sizeof(float));
+      std::memset(d, 0, size_t(vocab) * element);
       continue;
     }
-    const float* x = a.logits + r * vocab;
-    const float scale = dloss_rows[r];
-    const float l = lse[r];
-    const float uniform = e / float(vocab) * scale;
-#pragma omp simd
-    for (int64_t j = 0; j < vocab; ++j) d[j] = exp_approx(x[j] - l) * scale - uniform;
-    d[target] -= (1.0f - e) * scale;
+    if (a.logits_dtype == DType::f32) {
+      backward_row(static_cast<const float*>(a.logits) + r * ld, vocab, target, lse[r], dloss_rows[r],
+                   a.label_smoothing, reinterpret_cast<float*>(d));
+      continue;
+    }
+    thread_local std::vector<float> buf;
+    float* x = const_cast<float*>(row_f32(a, r, buf));  // buf: computed in place, then rounded once
+    backward_row(x, vocab, target, lse[r], dloss_rows[r], a.label_smoothing, x);
+    if (a.logits_dtype == DType::bf16)
+      cpu::to_bf16_row(x, vocab, reinterpret_cast<uint16_t*>(d));
+    else
+      cpu::to_f16_row(x, vocab, reinterpret_cast<uint16_t*>(d));
   }
 }
 

@@ -31,6 +31,10 @@ inline void to_bf16_row(const float* src, int64_t n, uint16_t* dst) {
   for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
+inline void to_f16_row(const float* src, int64_t n, uint16_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
 inline void round_bf16_row(const float* src, int64_t n, float* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(f32_to_bf16(src[i]));
 }

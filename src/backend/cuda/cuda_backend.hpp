@@ -86,7 +86,7 @@ class CudaBackend final : public Backend {
   void softmax_backward(int64_t rows, int64_t cols, const float* y, const float* dy, float* dx, bool log) override;
   void cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse) override;
   void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows,
-                              float* dlogits) override;
+                              void* dlogits) override;
 
   // embedding_rope.cu
   void embedding_forward(int64_t n, const void* ids, DType id_dtype, int64_t dim, const float* table,

@@ -47,17 +47,36 @@ __device__ inline int64_t target_of(const CrossEntropyArgs& a, int64_t row) {
                                       : static_cast<const int64_t*>(a.targets)[row];
 }
 
-__global__ void cross_entropy_forward_kernel(CrossEntropyArgs a, float* loss_rows, float* lse) {
+// The logits' element type: f32, or bf16/fp16 bits read and written through the host's exact
+// conversions (device_util.cuh).
+struct F32Logits {
+  using T = float;
+  __device__ static float load(float v) { return v; }
+  __device__ static float store(float v) { return v; }
+};
+struct Bf16Logits {
+  using T = uint16_t;
+  __device__ static float load(uint16_t v) { return cuda::bf16_bits_to_f32(v); }
+  __device__ static uint16_t store(float v) { return cuda::f32_to_bf16_bits(v); }
+};
+struct F16Logits {
+  using T = uint16_t;
+  __device__ static float load(uint16_t v) { return cuda::f16_bits_to_f32(v); }
+  __device__ static uint16_t store(float v) { return cuda::f32_to_f16_bits(v); }
+};
+
+template <typename L>
+__global__ void cross_entropy_forward_kernel(CrossEntropyArgs a, int64_t ld, float* loss_rows, float* lse) {
   for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
     const int64_t target = target_of(a, r);
     if (target == a.ignore_index) {
       if (threadIdx.x == 0) loss_rows[r] = 0.0f, lse[r] = 0.0f;
       continue;
     }
-    const float* x = a.logits + r * a.vocab;
+    const typename L::T* x = static_cast<const typename L::T*>(a.logits) + r * ld;
     float m = -INFINITY, s = 0.0f, total = 0.0f;
     for (int64_t j = threadIdx.x; j < a.vocab; j += blockDim.x) {  // online max and sum of exp
-      const float v = x[j];
+      const float v = L::load(x[j]);
       if (v > m) {
         s = s * expf(m - v);
         m = v;
@@ -70,12 +89,41 @@ __global__ void cross_entropy_forward_kernel(CrossEntropyArgs a, float* loss_row
     const float row_total = a.label_smoothing > 0.0f ? cuda::block_sum(total) : 0.0f;
     if (threadIdx.x == 0) {
       const float log_s = logf(sum);
-      const float nll = (row_max - x[target]) + log_s;
+      const float nll = (row_max - L::load(x[target])) + log_s;
       const float e = a.label_smoothing;
       loss_rows[r] = e > 0.0f ? (1.0f - e) * nll + e * ((row_max - row_total / float(a.vocab)) + log_s) : nll;
       lse[r] = row_max + log_s;
     }
   }
+}
+
+// dlogits = (softmax - (1-e) * onehot(target) - e/V) * dloss_rows[row]; ignored rows get 0. One block
+// per row (no division per element); each element is read before it is written, so in place works.
+template <typename L>
+__global__ void cross_entropy_backward_kernel(CrossEntropyArgs a, int64_t ld, const float* lse,
+                                              const float* dloss_rows, typename L::T* dlogits) {
+  for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    const int64_t target = target_of(a, r);
+    const bool ignored = target == a.ignore_index;
+    const typename L::T* x = static_cast<const typename L::T*>(a.logits) + r * ld;
+    typename L::T* d = dlogits + r * ld;
+    const float scale = ignored ? 0.0f : dloss_rows[r], e = a.label_smoothing, l = ignored ? 0.0f : lse[r];
+    const float uniform = e / float(a.vocab) * scale;
+    for (int64_t j = threadIdx.x; j < a.vocab; j += blockDim.x) {
+      float v = 0.0f;
+      if (!ignored) {
+        v = expf(L::load(x[j]) - l) * scale - uniform;
+        if (j == target) v -= (1.0f - e) * scale;
+      }
+      d[j] = L::store(v);
+    }
+  }
+}
+
+void check_logits(const CrossEntropyArgs& a) {
+  LD_CHECK(a.logits_dtype == DType::f32 || a.logits_dtype == DType::bf16 || a.logits_dtype == DType::f16,
+           "cross_entropy: logits must be f32, bf16 or f16, got ", dtype_name(a.logits_dtype));
+  LD_CHECK(a.ld == 0 || a.ld >= a.vocab, "cross_entropy: row stride ", a.ld, " is below the vocabulary ", a.vocab);
 }
 
 unsigned row_grid(int64_t rows) { return unsigned(std::clamp<int64_t>(rows, 1, 65535)); }
@@ -97,26 +145,34 @@ void CudaBackend::softmax_backward(int64_t rows, int64_t cols, const float* y, c
 }
 
 void CudaBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse) {
+  check_logits(a);
   if (a.rows == 0) return;
-  cross_entropy_forward_kernel<<<row_grid(a.rows), cuda::kThreads, 0, stream()>>>(a, loss_rows, lse);
+  const int64_t ld = a.ld > 0 ? a.ld : a.vocab;
+  const unsigned grid = row_grid(a.rows);
+  if (a.logits_dtype == DType::bf16)
+    cross_entropy_forward_kernel<Bf16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
+  else if (a.logits_dtype == DType::f16)
+    cross_entropy_forward_kernel<F16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
+  else
+    cross_entropy_forward_kernel<F32Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
   LD_CUDA_CHECK_LAUNCH();
 }
 
-// dlogits = (softmax - (1-e) * onehot(target) - e/V) * dloss_rows[row]; ignored rows get 0.
 void CudaBackend::cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows,
-                                         float* dlogits) {
-  const CrossEntropyArgs args = a;
-  cuda::launch_map(stream(), a.rows * a.vocab, [=] __device__(int64_t i) {
-    const int64_t r = i / args.vocab, j = i % args.vocab, target = target_of(args, r);
-    if (target == args.ignore_index) {
-      dlogits[i] = 0.0f;
-      return;
-    }
-    const float scale = dloss_rows[r], e = args.label_smoothing;
-    float d = expf(args.logits[i] - lse[r]) * scale - e / float(args.vocab) * scale;
-    if (j == target) d -= (1.0f - e) * scale;
-    dlogits[i] = d;
-  });
+                                         void* dlogits) {
+  check_logits(a);
+  if (a.rows == 0 || a.vocab == 0) return;
+  const int64_t ld = a.ld > 0 ? a.ld : a.vocab;
+  const unsigned grid = row_grid(a.rows);
+  auto* half = static_cast<uint16_t*>(dlogits);
+  if (a.logits_dtype == DType::bf16)
+    cross_entropy_backward_kernel<Bf16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, lse, dloss_rows, half);
+  else if (a.logits_dtype == DType::f16)
+    cross_entropy_backward_kernel<F16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, lse, dloss_rows, half);
+  else
+    cross_entropy_backward_kernel<F32Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, lse, dloss_rows,
+                                                                                     static_cast<float*>(dlogits));
+  LD_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace ld
