@@ -62,11 +62,11 @@ Tensor PipelineGpt2Stage::forward(const Tensor& ids, const Tensor& hidden) const
              shape_str(expected), ", got ", hidden.defined() ? shape_str(hidden.shape()) : "none");
   }
   const Tensor out = run_blocks(is_first() ? embed(ids, ctx) : hidden, ctx);
-  return is_last() ? ops::linear(out, head_weight_) : out;
+  return out;
 }
 
-Tensor PipelineGpt2Stage::loss(const Tensor& logits, const Tensor& targets) const {
-  return ops::cross_entropy(logits, targets);
+Tensor PipelineGpt2Stage::loss(const Tensor& hidden, const Tensor& targets) const {
+  return ops::linear_cross_entropy(hidden, head_weight_, Tensor(), targets);
 }
 
 Tensor PipelineGpt2Stage::embed(const Tensor& ids, const models::AttentionContext& ctx) const {

@@ -52,10 +52,11 @@ class PipelineGpt2Stage : public PipelineStage {
   // ids i32/i64 [B, T] (every stage checks them against the vocabulary and n_positions; the first
   // embeds them). hidden [B, T, C]: the previous stage's output, ignored by the first stage.
   // Returns the residual stream [B, T, C] after this stage's blocks, or on the last stage the
-  // logits [B, T, V].
+  // final norm's output [B, T, C], which the head reads.
   Tensor forward(const Tensor& ids, const Tensor& hidden) const override;
-  // The micro-batch's loss on the last stage: the mean next-token cross-entropy, as clm_loss.
-  Tensor loss(const Tensor& logits, const Tensor& targets) const override;
+  // The micro-batch's loss on the last stage: the mean next-token cross-entropy, as clm_loss (the
+  // head and the loss as one op, ops::linear_cross_entropy: the logits are never held whole).
+  Tensor loss(const Tensor& hidden, const Tensor& targets) const override;
 
   // This stage's parameters with their Hugging Face names, in the full model's order.
   NamedTensors named_parameters() const override;
