@@ -8,6 +8,12 @@
 
 namespace ld {
 
+void check_cross_entropy_args(const CrossEntropyArgs& a) {
+  LD_CHECK(a.logits_dtype == DType::f32 || a.logits_dtype == DType::bf16 || a.logits_dtype == DType::f16,
+           "cross_entropy: logits must be f32, bf16 or f16, got ", dtype_name(a.logits_dtype));
+  LD_CHECK(a.ld == 0 || a.ld >= a.vocab, "cross_entropy: row stride ", a.ld, " is below the vocabulary ", a.vocab);
+}
+
 void Backend::not_implemented(std::string_view kernel) const {
   LD_FAIL("kernel '", kernel, "' is not implemented on the ", name(), " backend yet");
 }

@@ -113,6 +113,10 @@ struct CrossEntropyArgs {
   int64_t ignore_index = -100;
   float label_smoothing = 0.0f;
 };
+// The elements between rows of the logits (ld, or vocab when 0).
+inline int64_t logits_row_stride(const CrossEntropyArgs& a) { return a.ld > 0 ? a.ld : a.vocab; }
+// Every backend's check of a's logits: dtype f32/bf16/f16, and a row stride that fits the vocabulary.
+void check_cross_entropy_args(const CrossEntropyArgs& a);
 
 // One AdamW step over a flat parameter buffer (decoupled weight decay, bias-corrected moments).
 // Backend::adamw_step takes every buffer of a step at once.

@@ -15,7 +15,6 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/half_rows.hpp"
 #include "backend/cpu/vec_math.hpp"
-#include "core/error.hpp"
 
 namespace ld {
 
@@ -28,25 +27,21 @@ using cpu::sum_lanes;
 
 constexpr int64_t kChunk = 4096;  // 16 KB of a row: read from memory once, then from L1
 
-inline int64_t row_stride(const CrossEntropyArgs& a) { return a.ld > 0 ? a.ld : a.vocab; }
-
-void check_logits_dtype(const CrossEntropyArgs& a) {
-  LD_CHECK(a.logits_dtype == DType::f32 || a.logits_dtype == DType::bf16 || a.logits_dtype == DType::f16,
-           "cross_entropy: logits must be f32, bf16 or f16, got ", dtype_name(a.logits_dtype));
-  LD_CHECK(a.ld == 0 || a.ld >= a.vocab, "cross_entropy: row stride ", a.ld, " is below the vocabulary ", a.vocab);
-}
-
-// Row r of the logits in f32: in place, or (16-bit) widened into buf.
-const float* row_f32(const CrossEntropyArgs& a, int64_t r, std::vector<float>& buf) {
-  const int64_t offset = r * row_stride(a);
-  if (a.logits_dtype == DType::f32) return static_cast<const float*>(a.logits) + offset;
+// Row r of 16-bit logits widened into buf.
+float* widened_row(const CrossEntropyArgs& a, int64_t r, std::vector<float>& buf) {
   buf.resize(size_t(a.vocab));
-  const uint16_t* src = static_cast<const uint16_t*>(a.logits) + offset;
+  const uint16_t* src = static_cast<const uint16_t*>(a.logits) + r * logits_row_stride(a);
   if (a.logits_dtype == DType::bf16)
     cpu::widen_bf16_row(src, a.vocab, buf.data());
   else
     cpu::widen_f16_row(src, a.vocab, buf.data());
   return buf.data();
+}
+
+// Row r of the logits in f32: in place, or widened into buf.
+const float* row_f32(const CrossEntropyArgs& a, int64_t r, std::vector<float>& buf) {
+  if (a.logits_dtype == DType::f32) return static_cast<const float*>(a.logits) + r * logits_row_stride(a);
+  return widened_row(a, r, buf);
 }
 
 inline int64_t target_of(const CrossEntropyArgs& a, int64_t row) {
@@ -146,7 +141,7 @@ void backward_row(const float* x, int64_t vocab, int64_t target, float lse, floa
 }  // namespace
 
 void CpuBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse) {
-  check_logits_dtype(a);
+  check_cross_entropy_args(a);
   if (a.label_smoothing > 0.0f)
     forward_rows<true>(a, loss_rows, lse);
   else
@@ -156,8 +151,8 @@ void CpuBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_ro
 // dlogits = (softmax - (1-e) * onehot(target) - e/V) * dloss_rows[row]; ignored rows get 0.
 void CpuBackend::cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows,
                                         void* dlogits) {
-  check_logits_dtype(a);
-  const int64_t vocab = a.vocab, ld = row_stride(a);
+  check_cross_entropy_args(a);
+  const int64_t vocab = a.vocab, ld = logits_row_stride(a);
   const size_t element = dtype_size(a.logits_dtype);
 #pragma omp parallel for schedule(static) if (a.rows * vocab > (int64_t(1) << 15))
   for (int64_t r = 0; r < a.rows; ++r) {
@@ -173,7 +168,7 @@ void CpuBackend::cross_entropy_backward(const CrossEntropyArgs& a, const float* 
       continue;
     }
     thread_local std::vector<float> buf;
-    float* x = const_cast<float*>(row_f32(a, r, buf));  // buf: computed in place, then rounded once
+    float* x = widened_row(a, r, buf);  // computed in place there, then rounded once
     backward_row(x, vocab, target, lse[r], dloss_rows[r], a.label_smoothing, x);
     if (a.logits_dtype == DType::bf16)
       cpu::to_bf16_row(x, vocab, reinterpret_cast<uint16_t*>(d));

@@ -120,12 +120,6 @@ __global__ void cross_entropy_backward_kernel(CrossEntropyArgs a, int64_t ld, co
   }
 }
 
-void check_logits(const CrossEntropyArgs& a) {
-  LD_CHECK(a.logits_dtype == DType::f32 || a.logits_dtype == DType::bf16 || a.logits_dtype == DType::f16,
-           "cross_entropy: logits must be f32, bf16 or f16, got ", dtype_name(a.logits_dtype));
-  LD_CHECK(a.ld == 0 || a.ld >= a.vocab, "cross_entropy: row stride ", a.ld, " is below the vocabulary ", a.vocab);
-}
-
 unsigned row_grid(int64_t rows) { return unsigned(std::clamp<int64_t>(rows, 1, 65535)); }
 
 }  // namespace cuda_softmax
@@ -145,9 +139,9 @@ void CudaBackend::softmax_backward(int64_t rows, int64_t cols, const float* y, c
 }
 
 void CudaBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse) {
-  check_logits(a);
+  check_cross_entropy_args(a);
   if (a.rows == 0) return;
-  const int64_t ld = a.ld > 0 ? a.ld : a.vocab;
+  const int64_t ld = logits_row_stride(a);
   const unsigned grid = row_grid(a.rows);
   if (a.logits_dtype == DType::bf16)
     cross_entropy_forward_kernel<Bf16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
@@ -160,9 +154,9 @@ void CudaBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_r
 
 void CudaBackend::cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows,
                                          void* dlogits) {
-  check_logits(a);
+  check_cross_entropy_args(a);
   if (a.rows == 0 || a.vocab == 0) return;
-  const int64_t ld = a.ld > 0 ? a.ld : a.vocab;
+  const int64_t ld = logits_row_stride(a);
   const unsigned grid = row_grid(a.rows);
   auto* half = static_cast<uint16_t*>(dlogits);
   if (a.logits_dtype == DType::bf16)
