@@ -17,13 +17,17 @@
 //
 // Usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16]
 //            [--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S]
-//            [--device cpu|cuda|cuda:N] [--batch B] [--peak-tflops P]
+//            [--device cpu|cuda|cuda:N] [--batch B] [--peak-tflops P] [--profile N]
 // --device places the model, optimizer state and batches there (nn::Module::to, as train.device);
 // each step then ends with a device synchronize, so its time is the device's. --batch overrides the
 // config's B (the peer's gpt2-124M-b32 is --config gpt2-124M --batch 32). --peak-tflops adds
 // mfu = achieved_tflops / peak (the peer's default on CUDA is 790, the H200's bf16 dense rate).
 // --precision bf16 runs forward and backward under ops::AutocastScope(bf16) (fp32 master weights
 // and optimizer state, as the peer's autocast); it is refused when this build has no autocast.
+// --profile N runs N more steps after the timed ones under a KernelProfile (backend/kernel_profile.hpp:
+// every kernel timed between two synchronizes, so those steps are slower and are not in tokens_per_s)
+// and prints where a step's time goes, kernel by kernel, as a markdown table on stderr; the JSON gets
+// the same rows as "profile" and the profiled steps' median as "profiled_step_s".
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -43,6 +47,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/kernel_profile.hpp"
 #include "core/allocator.hpp"
 #include "bench_train_setup.hpp"
 #include "core/rng.hpp"
@@ -79,13 +84,14 @@ struct Options {
   std::string device = "cpu";
   int64_t batch = 0;  // 0: the config's
   double peak_tflops = 0;
+  int profile_steps = 0;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_train: " << message << "\n"
             << "usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16] "
                "[--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S] [--device cpu|cuda|cuda:N] "
-               "[--batch B] [--peak-tflops P]\n";
+               "[--batch B] [--peak-tflops P] [--profile N]\n";
   std::exit(2);
 }
 
@@ -109,6 +115,7 @@ Options parse(int argc, char** argv) {
       else if (a == "--device") o.device = value();
       else if (a == "--batch") o.batch = std::stoll(value());
       else if (a == "--peak-tflops") o.peak_tflops = std::stod(value());
+      else if (a == "--profile") o.profile_steps = std::stoi(value());
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -119,7 +126,8 @@ Options parse(int argc, char** argv) {
     usage_error("--precision bf16 needs ops/autocast.hpp, which this build does not have");
   if (o.checkpointing != "none" && o.checkpointing != "all") usage_error("--checkpointing must be none or all");
   if (o.steps < 1 || o.warmup < 0 || o.threads < 1) usage_error("--steps and --threads must be >= 1, --warmup >= 0");
-  if (o.batch < 0 || o.peak_tflops < 0) usage_error("--batch and --peak-tflops must be >= 0");
+  if (o.batch < 0 || o.peak_tflops < 0 || o.profile_steps < 0)
+    usage_error("--batch, --peak-tflops and --profile must be >= 0");
   return o;
 }
 
@@ -183,6 +191,39 @@ double peak_rss_mib() {
   return double(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
+struct ProfileResult {
+  double median_step_s = 0;
+  nlohmann::json rows = nlohmann::json::array();
+};
+
+// o.profile_steps more steps under a KernelProfile; prints its table on stderr.
+ProfileResult profile_steps(const ld::models::CausalLM& model, ld::train::Optimizer& optimizer,
+                            const std::vector<ld::bench::Batch>& data, const Options& o, const std::string& name) {
+  ProfileResult result;
+  if (o.profile_steps == 0) return result;
+  ld::KernelProfile profile;
+  std::vector<double> times;
+  for (int i = 0; i < o.profile_steps; ++i) {
+    const auto t0 = Clock::now();
+    train_step(model, optimizer, data[size_t(i) % data.size()], o);
+    ld::backend_for(data.front().inputs.device()).synchronize();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    std::cerr << name << " profiled step " << i << " " << times.back() << "s\n";
+  }
+  result.median_step_s = median(times);
+  double kernel_s = 0;
+  for (const ld::KernelTime& k : profile.totals()) {
+    kernel_s += k.seconds;
+    result.rows.push_back({{"kernel", k.kernel}, {"device", k.device}, {"calls", k.calls}, {"seconds", k.seconds},
+                           {"flops", k.flops}});
+  }
+  std::cerr << name << " where a step's time goes (" << o.profile_steps << " profiled steps of median "
+            << result.median_step_s << " s, " << kernel_s / o.profile_steps
+            << " s of it in kernels; each kernel timed between two synchronizes):\n"
+            << profile.table(o.profile_steps);
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,6 +262,7 @@ int main(int argc, char** argv) {
                 << loss << "\n";
     }
     const ld::AllocatorStats tensors = ld::CachingHostAllocator::instance().stats();  // host tensors only
+    const ProfileResult profile = profile_steps(*model, optimizer, data, o, name);
     const double med = median(times);
     const double tok_s = double(B * T) / med;
     const int64_t flops = flops_per_token(hf, T, o.lora);
@@ -263,6 +305,10 @@ int main(int argc, char** argv) {
         {"resident_tensor_mib", double(tensors.bytes_in_use) / kMiB},
         {"cached_tensor_mib", double(tensors.bytes_cached) / kMiB},
     };
+    if (o.profile_steps > 0) {
+      j["profiled_step_s"] = profile.median_step_s;
+      j["profile"] = profile.rows;
+    }
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {
     std::cerr << "liandan_bench_train: " << e.what() << "\n";

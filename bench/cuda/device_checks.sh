@@ -136,10 +136,12 @@ python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 
 t0=$(now)
 train_json="$OUT/train_gpt2.jsonl"
 : >"$train_json"
+trained_b=""
 for B in 32 8; do  # 32 when it fits in memory, else 8
   if timeout "$(cap 240)" "$build/bench/liandan_bench_train" --config gpt2-124M --device cuda --batch "$B" \
-      --precision bf16 --steps 10 --warmup 3 --peak-tflops 790 --tag "B$B" \
+      --precision bf16 --steps 10 --warmup 3 --peak-tflops 790 --tag "B$B" --profile 3 \
       >>"$train_json" 2>"$OUT/train_gpt2_b$B.log"; then
+    trained_b=$B
     break
   fi
   echo "liandan at batch $B failed: $(tail -1 "$OUT/train_gpt2_b$B.log")" >>"$report"
@@ -208,6 +210,12 @@ print()
 print("bfloat16: the peer casts weights and KV cache to bf16; liandan keeps bf16 weights and widens them to f32 "
       "for each product (Backend::linear_bf16), with f32 activations and KV cache.")
 PY
+if [ -n "$trained_b" ]; then  # --profile 3: three more steps, not in tokens/s, each kernel timed alone
+  echo "" >>"$report"
+  grep -m1 "where a step's time goes" "$OUT/train_gpt2_b$trained_b.log" >>"$report"
+  echo "" >>"$report"
+  grep -E '^\|' "$OUT/train_gpt2_b$trained_b.log" >>"$report"
+fi
 echo "(section took $(($(now) - t0)) s)" >>"$report"
 
 section "Microbenchmarks (liandan, bench/cuda/cuda_bench.cpp)"

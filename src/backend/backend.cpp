@@ -4,9 +4,36 @@
 #if LIANDAN_HAVE_CUDA
 #include "backend/cuda/cuda_backend.hpp"
 #endif
+#include "backend/profiled_backend.hpp"
 #include "core/error.hpp"
 
 namespace ld {
+
+const char* op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::add: return "add";
+    case BinaryOp::sub: return "sub";
+    case BinaryOp::mul: return "mul";
+    case BinaryOp::div: return "div";
+  }
+  return "?";
+}
+
+const char* op_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::neg: return "neg";
+    case UnaryOp::exp: return "exp";
+    case UnaryOp::log: return "log";
+    case UnaryOp::sqrt: return "sqrt";
+    case UnaryOp::tanh: return "tanh";
+    case UnaryOp::sigmoid: return "sigmoid";
+    case UnaryOp::relu: return "relu";
+    case UnaryOp::gelu_tanh: return "gelu_tanh";
+    case UnaryOp::gelu_erf: return "gelu_erf";
+    case UnaryOp::silu: return "silu";
+  }
+  return "?";
+}
 
 void check_cross_entropy_args(const CrossEntropyArgs& a) {
   LD_CHECK(a.logits_dtype == DType::f32 || a.logits_dtype == DType::bf16 || a.logits_dtype == DType::f16,
@@ -51,12 +78,19 @@ void Backend::cross_entropy_backward(const CrossEntropyArgs&, const float*, cons
 void Backend::adamw_step(std::span<const AdamWArgs>) { not_implemented("adamw_step"); }
 // clang-format on
 
-Backend& backend_for(Device device) {
+namespace {
+Backend& real_backend_for(Device device) {
   if (device.kind == DeviceKind::cpu) return cpu_backend();
 #if LIANDAN_HAVE_CUDA
   if (device.kind == DeviceKind::cuda) return cuda_backend(device.index);  // throws when there is no device
 #endif
   LD_FAIL("device ", device.str(), " is not available: this build of liandan has no CUDA backend");
+}
+}  // namespace
+
+Backend& backend_for(Device device) {
+  Backend& real = real_backend_for(device);
+  return active_kernel_profile() != nullptr ? profiled_backend(real) : real;
 }
 
 }  // namespace ld

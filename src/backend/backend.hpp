@@ -22,6 +22,8 @@ enum class BinaryOp : uint8_t { add, sub, mul, div };
 enum class UnaryOp : uint8_t { neg, exp, log, sqrt, tanh, sigmoid, relu, gelu_tanh, gelu_erf, silu };
 enum class RandomKind : uint8_t { uniform, normal };
 enum class RopeLayout : uint8_t { interleaved, half };  // pairs (2i, 2i+1) as GPT-J/llama2.c; (i, i+d/2) as HF LLaMA
+const char* op_name(BinaryOp op);  // "add", "sub", ...
+const char* op_name(UnaryOp op);   // "neg", ..., "gelu_tanh", "silu"
 
 // The precision a matrix product computes in (ops/autocast.hpp sets it for matmul and linear).
 // bf16/fp16: A and B are rounded to that type (round to nearest even) and products accumulate in
@@ -227,6 +229,7 @@ class Backend {
 };
 
 // The backend that owns a device. The CPU backend always exists; others register when built in.
+// While a KernelProfile (kernel_profile.hpp) is alive, a timing wrapper of it.
 Backend& backend_for(Device device);
 
 }  // namespace ld

@@ -19,18 +19,8 @@ Shape broadcast_strides(const Tensor& t, const Shape& shape) {
 
 namespace {
 
-const char* binary_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::add: return "add";
-    case BinaryOp::sub: return "sub";
-    case BinaryOp::mul: return "mul";
-    case BinaryOp::div: return "div";
-  }
-  return "?";
-}
-
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
-  const char* name = binary_name(op);
+  const char* name = op_name(op);
   detail::check_f32(a, name, "a");
   detail::check_f32(b, name, "b");
   check_same_device(a, b, name);
