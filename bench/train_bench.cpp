@@ -18,12 +18,16 @@
 // Usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16]
 //            [--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S]
 //            [--device cpu|cuda|cuda:N] [--batch B] [--peak-tflops P] [--profile N]
+//            [--bf16-weights on|off] [--stochastic-rounding]
 // --device places the model, optimizer state and batches there (nn::Module::to, as train.device);
 // each step then ends with a device synchronize, so its time is the device's. --batch overrides the
 // config's B (the peer's gpt2-124M-b32 is --config gpt2-124M --batch 32). --peak-tflops adds
 // mfu = achieved_tflops / peak (the peer's default on CUDA is 790, the H200's bf16 dense rate).
 // --precision bf16 runs forward and backward under ops::AutocastScope(bf16) (fp32 master weights
 // and optimizer state, as the peer's autocast); it is refused when this build has no autocast.
+// Under bf16 the products read bf16 working copies of the weights that AdamW writes in its update,
+// as the trainer's train.bf16_weights (on by default) does; --bf16-weights off rounds each weight in
+// every product instead, --stochastic-rounding rounds the copies stochastically.
 // --profile N runs N more steps after the timed ones under a KernelProfile (backend/kernel_profile.hpp:
 // every kernel timed between two synchronizes, so those steps are slower and are not in tokens_per_s)
 // and prints where a step's time goes, kernel by kernel, as a markdown table on stderr; the JSON gets
@@ -54,6 +58,7 @@
 #include "core/tensor.hpp"
 #include "io/hf_config.hpp"
 #include "models/causal_lm.hpp"
+#include "ops/working_weights.hpp"
 #include "peft/lora.hpp"
 #include "train/objectives.hpp"
 #include "train/optimizer.hpp"
@@ -85,13 +90,15 @@ struct Options {
   int64_t batch = 0;  // 0: the config's
   double peak_tflops = 0;
   int profile_steps = 0;
+  bool bf16_weights = true;
+  bool stochastic_rounding = false;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "liandan_bench_train: " << message << "\n"
             << "usage: liandan_bench_train [--config tiny|small|gpt2-124M] [--threads 2] [--precision fp32|bf16] "
                "[--checkpointing none|all] [--lora] [--steps 10] [--warmup 3] [--tag S] [--device cpu|cuda|cuda:N] "
-               "[--batch B] [--peak-tflops P] [--profile N]\n";
+               "[--batch B] [--peak-tflops P] [--profile N] [--bf16-weights on|off] [--stochastic-rounding]\n";
   std::exit(2);
 }
 
@@ -116,6 +123,12 @@ Options parse(int argc, char** argv) {
       else if (a == "--batch") o.batch = std::stoll(value());
       else if (a == "--peak-tflops") o.peak_tflops = std::stod(value());
       else if (a == "--profile") o.profile_steps = std::stoi(value());
+      else if (a == "--bf16-weights") {
+        const std::string v = value();
+        if (v != "on" && v != "off") usage_error("--bf16-weights must be on or off");
+        o.bf16_weights = v == "on";
+      }
+      else if (a == "--stochastic-rounding") o.stochastic_rounding = true;
       else usage_error("unknown option " + a);
     } catch (const std::logic_error&) {
       usage_error("bad number for " + a);
@@ -243,6 +256,11 @@ int main(int argc, char** argv) {
     if (o.lora) trainable = add_lora(*model, gen).trainable_parameter_count();
     model->to(device);  // before the optimizer, whose state is made where each parameter is
     ld::train::Optimizer optimizer(model->named_parameters(), ld::bench::peer_optimizer_settings());
+    std::unique_ptr<ld::ops::WorkingWeights> working;  // as the trainer's train.bf16_weights
+    if (o.precision == "bf16" && o.bf16_weights) {
+      working = std::make_unique<ld::ops::WorkingWeights>(optimizer.params(), o.stochastic_rounding, 1234);
+      optimizer.set_working_weights(working.get());
+    }
     std::vector<ld::bench::Batch> data = ld::bench::random_batches(4, B, T, bc.stack.vocab_size);
     for (ld::bench::Batch& batch : data) batch = {batch.inputs.to(device), batch.targets.to(device)};
     ld::Backend& backend = ld::backend_for(device);
@@ -274,6 +292,8 @@ int main(int argc, char** argv) {
         {"device", device.str()},
         {"dtype", o.precision == "bf16" ? "bfloat16" : "float32"},
         {"precision", o.precision},
+        {"bf16_weights", o.precision == "bf16" && o.bf16_weights},
+        {"stochastic_rounding", o.stochastic_rounding},
         {"checkpointing", o.checkpointing},
         {"n_layer", bc.stack.n_layer},
         {"n_head", bc.stack.n_head},

@@ -76,6 +76,7 @@ void Backend::rope(const RopeArgs&, const float*, float*) { not_implemented("rop
 void Backend::cross_entropy_forward(const CrossEntropyArgs&, float*, float*) { not_implemented("cross_entropy_forward"); }
 void Backend::cross_entropy_backward(const CrossEntropyArgs&, const float*, const float*, void*) { not_implemented("cross_entropy_backward"); }
 void Backend::adamw_step(std::span<const AdamWArgs>) { not_implemented("adamw_step"); }
+void Backend::round_bf16(int64_t, const float*, uint16_t*, uint64_t, uint64_t) { not_implemented("round_bf16"); }
 // clang-format on
 
 namespace {

@@ -131,6 +131,10 @@ struct AdamWArgs {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
   float grad_scale = 1.0f;  // multiplies grad (gradient clipping / loss-scale undo in one pass)
   int64_t step = 1;         // 1-based, for bias correction
+  // When set, the updated param's bf16 working copy [n] (ops/working_weights.hpp) is written in the
+  // same pass, rounded as Backend::round_bf16 rounds with this key and counter.
+  uint16_t* param_bf16 = nullptr;
+  uint64_t rounding_key = 0, rounding_counter = 0;
 };
 
 class Backend {
@@ -223,6 +227,9 @@ class Backend {
   // --- optimizer: one AdamW step over each buffer (a model's parameters). A device backend updates
   // them in a few launches, not one per parameter.
   virtual void adamw_step(std::span<const AdamWArgs> buffers);
+  // y[i] = x[i] rounded to bf16: to nearest even when key is 0, else stochastically
+  // (f32_to_bf16_stochastic) with the low 16 bits of Philox lane i%4 at (key, counter + i/4).
+  virtual void round_bf16(int64_t n, const float* x, uint16_t* y, uint64_t key, uint64_t counter);
 
  protected:
   [[noreturn]] void not_implemented(std::string_view kernel) const;

@@ -185,6 +185,9 @@ class ProfiledBackend final : public Backend {
   void adamw_step(std::span<const AdamWArgs> buffers) override {
     timed("adamw_step", 0, [&] { real_.adamw_step(buffers); });
   }
+  void round_bf16(int64_t n, const float* x, uint16_t* y, uint64_t key, uint64_t counter) override {
+    timed(key == 0 ? "round_bf16" : "round_bf16 stochastic", 0, [&] { real_.round_bf16(n, x, y, key, counter); });
+  }
 
  private:
   static std::string attention_label(const char* base, const AttentionArgs& a) {

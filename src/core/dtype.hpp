@@ -34,6 +34,15 @@ inline uint16_t f32_to_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
+// Stochastic rounding: up with probability equal to the dropped fraction of a bf16 ulp, so the
+// expected bf16 value is f. random's low 16 bits are the draw. NaN as above; the largest finite
+// values may round up to infinity.
+inline uint16_t f32_to_bf16_stochastic(float f, uint32_t random) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  return uint16_t((u + (random & 0xffffu)) >> 16);
+}
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 

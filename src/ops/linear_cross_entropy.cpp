@@ -212,7 +212,7 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight_in, const Tens
   const ComputePrecision precision = autocast_precision();
   const bool half = precision != ComputePrecision::f32;  // bf16 (fp16 took the two ops)
   c.vocab = vocab, c.ld = half ? (vocab + 7) / 8 * 8 : vocab;
-  c.gemms = {rows, in, c.ld, WeightLayout::out_in, precision};
+  c.gemms = {rows, in, c.ld, WeightLayout::out_in, precision, /*working_weights=*/false};  // its own padded copy
   auto node = make_node<LinearCrossEntropyBackward>({x, weight_in, bias_in});
 
   const Device dev = x.device();

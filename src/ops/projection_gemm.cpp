@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ops/working_weights.hpp"
+
 namespace ld::ops::detail {
 
 Tensor rounded_operand(const Tensor& t, ComputePrecision p) {
@@ -20,6 +22,11 @@ Rows::Rows(const Tensor& full, const Tensor& rounded) : keep(rounded.defined() ?
 namespace {
 void set_a(GemmArgs& g, const Rows& r) { g.a = r.f32, g.a_half = r.half; }
 void set_b(GemmArgs& g, const Rows& r) { g.b = r.f32, g.b_half = r.half; }
+
+void set_weight(GemmArgs& g, const Tensor& weight, const ProjectionGemms& s) {
+  g.b_half = s.working_weights ? working_weight(weight, s.precision) : nullptr;
+  g.b = g.b_half != nullptr ? nullptr : weight.data<float>();
+}
 }  // namespace
 
 GemmArgs ProjectionGemms::forward(const Rows& x, const Tensor& weight, float* y) const {
@@ -28,7 +35,7 @@ GemmArgs ProjectionGemms::forward(const Rows& x, const Tensor& weight, float* y)
   g.trans_b = !kn;
   g.m = rows, g.n = out, g.k = in;
   set_a(g, x), g.lda = std::max<int64_t>(in, 1);
-  g.b = weight.data<float>(), g.ldb = std::max<int64_t>(kn ? out : in, 1);
+  set_weight(g, weight, *this), g.ldb = std::max<int64_t>(kn ? out : in, 1);
   g.c = y, g.ldc = std::max<int64_t>(out, 1);
   g.precision = precision;
   return g;
@@ -39,7 +46,8 @@ GemmArgs ProjectionGemms::input_grad(const Rows& grad, const Tensor& weight, flo
   GemmArgs g;  // dX[N,in] = G[N,out] W[out,in], or G W^T for W [in,out]
   g.trans_b = kn;
   g.m = rows, g.n = in, g.k = out;
-  set_a(g, grad), g.lda = out, g.b = weight.data<float>(), g.ldb = kn ? out : in;
+  set_a(g, grad), g.lda = out, g.ldb = kn ? out : in;
+  set_weight(g, weight, *this);
   g.c = dx, g.ldc = in;
   g.precision = precision;
   return g;

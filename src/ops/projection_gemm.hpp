@@ -27,6 +27,9 @@ struct ProjectionGemms {
   int64_t rows = 0, in = 0, out = 0;
   WeightLayout layout = WeightLayout::out_in;
   ComputePrecision precision = ComputePrecision::f32;
+  // Under bf16, read the weight's working copy when a WorkingWeights lists it (ops/working_weights.hpp);
+  // off for a caller that passes its own rounded weight.
+  bool working_weights = true;
 
   // y [rows, out] = x W^T, or x W.
   GemmArgs forward(const Rows& x, const Tensor& weight, float* y) const;

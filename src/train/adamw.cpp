@@ -26,7 +26,11 @@ void AdamW::step(float grad_scale) {
   std::vector<Tensor> contiguous_grads;  // alive until the calls below
   for (Slot& s : slots_) {
     Tensor g = s.param.grad();
-    if (!g.defined()) continue;
+    const ops::WorkingWeights::Target copy = working_ != nullptr ? working_->target(s.param, step_) : ops::WorkingWeights::Target{};
+    if (!g.defined()) {
+      if (copy.copy) s.param.backend().round_bf16(s.param.numel(), s.param.data<float>(), copy.copy, copy.key, copy.counter);
+      continue;  // the copy follows the step's rounding, so refresh(step) after a resume gives the same bits
+    }
     contiguous_grads.push_back(g.contiguous());
     AdamWArgs a;
     a.n = s.param.numel();
@@ -38,12 +42,14 @@ void AdamW::step(float grad_scale) {
     a.weight_decay = s.weight_decay;
     a.grad_scale = grad_scale;
     a.step = step_;
+    a.param_bf16 = copy.copy, a.rounding_key = copy.key, a.rounding_counter = copy.counter;
     Backend* backend = &s.param.backend();
     auto it = std::find_if(per_backend.begin(), per_backend.end(), [&](const auto& e) { return e.first == backend; });
     if (it == per_backend.end()) it = per_backend.insert(per_backend.end(), {backend, {}});
     it->second.push_back(a);
   }
   for (auto& [backend, buffers] : per_backend) backend->adamw_step(buffers);
+  if (working_ != nullptr) working_->updated(step_);
 }
 
 std::vector<AdamW::ParamState> AdamW::state() const {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/tensor.hpp"
+#include "ops/working_weights.hpp"
 
 namespace ld::train {
 
@@ -32,6 +33,9 @@ class AdamW {
   // of dividing the loss, when no clipping sees the gradients first).
   void step(float grad_scale = 1.0f);
   void zero_grad();
+  // The bf16 working copies step() keeps current (written in the same fused pass as the update;
+  // rounded again for a parameter without a gradient this step), or null. Not owned.
+  void set_working_weights(ops::WorkingWeights* working) { working_ = working; }
   void set_lr(float lr) { options_.lr = lr; }
   float lr() const { return options_.lr; }
   int64_t steps() const { return step_; }
@@ -53,6 +57,7 @@ class AdamW {
   std::vector<Slot> slots_;
   AdamWOptions options_;
   int64_t step_ = 0;
+  ops::WorkingWeights* working_ = nullptr;
 };
 
 }  // namespace ld::train

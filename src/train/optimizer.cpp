@@ -53,8 +53,17 @@ void Optimizer::set_lr(double lr) {
 }
 
 void Optimizer::step(float grad_scale) {
-  if (adamw_) adamw_->step(grad_scale);
-  else sgd_->step(grad_scale);
+  if (adamw_) {
+    adamw_->step(grad_scale);
+    return;
+  }
+  sgd_->step(grad_scale);
+  if (working_ != nullptr) working_->refresh(sgd_->steps());
+}
+
+void Optimizer::set_working_weights(ops::WorkingWeights* working) {
+  working_ = working;
+  if (adamw_) adamw_->set_working_weights(working);
 }
 
 void Optimizer::zero_grad() {

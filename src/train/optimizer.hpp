@@ -35,6 +35,11 @@ class Optimizer {
   void step(float grad_scale = 1.0f);
   void zero_grad();
   int64_t steps() const;
+  // The bf16 working copies of the parameters (ops/working_weights.hpp) that step() keeps current:
+  // AdamW writes them in its fused pass, SGD rounds them again after its update. Not owned; null
+  // for none. Copies of parameters this optimizer does not hold (ZeRO's other segments) are the
+  // caller's to refresh.
+  void set_working_weights(ops::WorkingWeights* working);
   void set_steps(int64_t steps);
   // The trainable parameters, each tensor once (for clipping and loss-scale checks).
   const std::vector<Tensor>& params() const { return params_; }
@@ -56,6 +61,7 @@ class Optimizer {
   std::vector<std::string> names_;  // names_[i] names params_[i] (the first of a tied tensor's names)
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<Sgd> sgd_;
+  ops::WorkingWeights* working_ = nullptr;
 };
 
 }  // namespace ld::train

@@ -97,6 +97,8 @@ struct TrainSection {
   double momentum = 0.9;            // sgd
   double grad_clip = 1.0;           // 0 = no clipping
   std::string precision = "fp32";   // fp32 | bf16 | fp16
+  bool bf16_weights = true;         // bf16: products read bf16 working copies of the fp32 master weights
+  bool stochastic_rounding = false; // bf16: those copies rounded stochastically
   std::string checkpointing = "none";  // none | all | every_k
   int64_t checkpoint_every_k = 2;
   int64_t seed = 1234;

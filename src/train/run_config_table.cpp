@@ -61,6 +61,15 @@ const std::vector<Row>& rows() {
       {"train.precision", LD_FIELD(train.precision), Range::any, "fp32|bf16|fp16",
        "Compute precision of the forward and backward; weights and optimizer state stay fp32.",
        {"dtype", "mixed_precision"}},
+      {"train.bf16_weights", LD_FIELD(train.bf16_weights), Range::any, "",
+       "precision bf16: keep each weight's bf16 copy for the products (fp32 master weights stay what is "
+       "trained and saved), written by AdamW's fused update instead of rounded by every product. Same results; "
+       "off on tensor- or pipeline-parallel ranks.",
+       {}},
+      {"train.stochastic_rounding", LD_FIELD(train.stochastic_rounding), Range::any, "",
+       "precision bf16: round those bf16 copies stochastically (unbiased; a resume remakes them exactly) "
+       "instead of to nearest.",
+       {}},
       {"train.checkpointing", LD_FIELD(train.checkpointing), Range::any, "none|all|every_k",
        "Activation checkpointing: keep only each layer's input and recompute the rest in backward, for "
        "every layer (all) or every checkpoint_every_k-th layer (every_k).",

@@ -14,6 +14,7 @@
 #include "core/rng.hpp"
 #include "dist/world.hpp"
 #include "ops/autocast.hpp"
+#include "ops/working_weights.hpp"
 #include "ops/ops.hpp"
 #include "train/checkpoint.hpp"
 #include "train/grad_clip.hpp"
@@ -77,6 +78,7 @@ class Trainer {
   void setup_run_dir();
   void write_topology() const;
   void resume_from(const fs::path& checkpoint);
+  void setup_working_weights();
   void run_micro_batches(StepReport& r);
 
   StepReport train_step();
@@ -94,6 +96,10 @@ class Trainer {
   ParallelTraining& parallel_;  // the other ranks of the job, if any
   bool main_rank_ = true;       // rank 0 prints and writes the run
   std::unique_ptr<Optimizer> optimizer_;
+  // bf16: the products' bf16 copies of the trainable weights (kept current by the optimizer; again
+  // after ZeRO's gather, which writes the segments other ranks updated) and of the frozen ones
+  std::unique_ptr<ops::WorkingWeights> working_, frozen_working_;
+  bool refresh_working_after_step_ = false;
   ops::ComputePrecision precision_ = ops::ComputePrecision::f32;  // the matmuls' (autocast)
   LossScaler scaler_;
   LrSchedule schedule_;
@@ -130,11 +136,30 @@ Trainer::Trainer(TrainTask& task, const RunConfig& config, TrainOptions options,
     default_generator().set_state(state_.seed, 0);  // dropout draws, the same for every fresh run of a seed
   else
     resume_from(checkpoint);
+  setup_working_weights();  // after the resume: from the weights the run continues with
   task_.start_data(state_);
   setup_run_dir();  // last: a run that cannot start leaves no trace
   first_step_ = state_.step;
   last_shown_tokens_ = state_.tokens_seen;
   started_ = last_shown_ = Clock::now();
+}
+
+void Trainer::setup_working_weights() {
+  const TrainSection& t = c_.train;
+  LD_CHECK(!t.stochastic_rounding || (precision_ == ops::ComputePrecision::bf16 && t.bf16_weights),
+           "train.stochastic_rounding rounds the bf16 weight copies of train.precision bf16 with train.bf16_weights "
+           "true; here train.precision is ", t.precision, " and train.bf16_weights ", t.bf16_weights ? "true" : "false");
+  LD_CHECK(!t.stochastic_rounding || !parallel_.model_parallel(),
+           "train.stochastic_rounding: not available with dist.tp or dist.pp above 1");
+  if (precision_ != ops::ComputePrecision::bf16 || !t.bf16_weights || parallel_.model_parallel()) return;
+  std::vector<Tensor> trainable, frozen;
+  for (const auto& [name, p] : task_.trainable_parameters()) trainable.push_back(p);
+  for (const auto& [name, p] : task_.model().named_parameters())
+    if (!p.requires_grad()) frozen.push_back(p);
+  working_ = std::make_unique<ops::WorkingWeights>(trainable, t.stochastic_rounding, uint64_t(t.seed), state_.step);
+  frozen_working_ = std::make_unique<ops::WorkingWeights>(frozen, /*stochastic=*/false, 0);
+  optimizer_->set_working_weights(working_.get());
+  refresh_working_after_step_ = c_.dist.zero > 0;
 }
 
 // RUN_DIR/topology.json: how the job that wrote the run was laid out (a resume may use another).
@@ -240,6 +265,7 @@ StepReport Trainer::train_step() {
   if (!r.skipped) {
     optimizer_->step();
     parallel_.finish_step();  // ZeRO: every rank gets the updated segments
+    if (working_ && refresh_working_after_step_) working_->refresh(optimizer_->steps());
   }
   scaler_.update();
   state_.step = r.step;

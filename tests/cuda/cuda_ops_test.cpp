@@ -11,6 +11,7 @@
 
 #include "backend/cuda/device_allocator.hpp"
 #include "cuda_test_util.hpp"
+#include "test_util.hpp"
 #include "ops/autocast.hpp"
 #include "ops/ops.hpp"
 
@@ -559,6 +560,40 @@ TEST_F(CudaTest, AdamWStepOverManyBuffers) {
     for (int i = 0; i < 3; ++i)
       expect_close(buffers[k].gpu[i], buffers[k].cpu[i], kRtol, 1e-6,
                    "buffer " + std::to_string(k) + " adamw state " + std::to_string(i));
+}
+
+// The bf16 working copies (ops/working_weights.hpp): round_bf16 on the device gives the CPU's bits,
+// to nearest and stochastically (the same Philox draw per element), and AdamW's fused write is the
+// round_bf16 of the parameter it just updated, over buffers in two launches.
+TEST_F(CudaTest, WorkingCopiesRoundAsTheCpuBitForBit) {
+  const Tensor x = randn({100003}, &gen), x_gpu = to_gpu(x);
+  for (uint64_t key : {uint64_t(0), uint64_t(0xabcdef12345ull)}) {
+    Tensor on_cpu = empty({x.numel()}, DType::bf16), on_gpu = empty({x.numel()}, DType::bf16, kGPU);
+    cpu().round_bf16(x.numel(), x.data<float>(), static_cast<uint16_t*>(on_cpu.raw()), key, 5);
+    gpu().round_bf16(x.numel(), x_gpu.data<float>(), static_cast<uint16_t*>(on_gpu.raw()), key, 5);
+    EXPECT_EQ(max_abs_diff(on_gpu.to(kCPU), on_cpu), 0.0f) << "key " << key;
+  }
+  std::vector<Tensor> params, grads, ms, vs, copies;
+  std::vector<AdamWArgs> args;
+  for (int k = 0; k < 40; ++k) {  // more than one launch's buffers
+    const int64_t n = k == 0 ? 70001 : 9 + k;
+    params.push_back(to_gpu(randn({n}, &gen))), grads.push_back(to_gpu(randn({n}, &gen)));
+    ms.push_back(to_gpu(zeros({n}))), vs.push_back(to_gpu(zeros({n})));
+    copies.push_back(empty({n}, DType::bf16, kGPU));
+    AdamWArgs a;
+    a.n = n, a.param = mp(params[k]), a.grad = fp(grads[k]), a.m = mp(ms[k]), a.v = mp(vs[k]), a.lr = 1e-2f;
+    a.param_bf16 = static_cast<uint16_t*>(copies[k].raw());
+    a.rounding_key = k % 2 ? 777 : 0, a.rounding_counter = uint64_t(100 * k);
+    args.push_back(a);
+  }
+  gpu().adamw_step(args);
+  for (size_t k = 0; k < args.size(); ++k) {
+    const Tensor p = params[k].to(kCPU);
+    Tensor want = empty({p.numel()}, DType::bf16);
+    cpu().round_bf16(p.numel(), p.data<float>(), static_cast<uint16_t*>(want.raw()), args[k].rounding_key,
+                     args[k].rounding_counter);
+    EXPECT_EQ(max_abs_diff(copies[k].to(kCPU), want), 0.0f) << "buffer " << k;
+  }
 }
 
 // --- ops through autograd on CUDA tensors

@@ -70,6 +70,59 @@ TEST(MixedPrecision, Bf16ResumeIsExact) {
   }
 }
 
+// train.bf16_weights (on by default under bf16): the products read the bf16 copies AdamW writes
+// instead of rounding the f32 weights themselves; to nearest, that is the same rounding.
+TEST(MixedPrecision, Bf16WorkingWeightsChangeNoBit) {
+  test::TempDir tmp("mixed_working");
+  const fs::path data = make_dataset(tmp / "data");
+  const std::vector<Override> bf16 = {{"train.precision", "bf16"}, {"train.max_steps", "8"}};
+  std::vector<Override> off = bf16;
+  off.push_back({"train.bf16_weights", "false"});
+  const TrainResult with = pretrain(tiny_gpt2(data, tmp / "with", bf16), quiet());
+  const TrainResult without = pretrain(tiny_gpt2(data, tmp / "without", off), quiet());
+  ASSERT_EQ(with.losses.size(), 8u);
+  EXPECT_EQ(with.losses, without.losses);
+}
+
+// Stochastically rounded copies: another run than round-to-nearest's that still learns, and a stop
+// and a resume give the uninterrupted run's losses bit for bit (the copies are remade exactly).
+TEST(MixedPrecision, StochasticRoundingLearnsAndResumesExactly) {
+  test::TempDir tmp("mixed_sr");
+  const fs::path data = make_dataset(tmp / "data");
+  const std::vector<Override> sr = {{"train.precision", "bf16"}, {"train.stochastic_rounding", "true"}};
+  const TrainResult nearest = pretrain(tiny_gpt2(data, tmp / "nearest", {{"train.precision", "bf16"}}), quiet());
+  const TrainResult stochastic = pretrain(tiny_gpt2(data, tmp / "sr", sr), quiet());
+  ASSERT_EQ(stochastic.losses.size(), 30u);
+  EXPECT_NE(stochastic.losses[0], nearest.losses[0]) << "even the first forward reads stochastic copies";
+  EXPECT_NEAR(stochastic.losses[0], nearest.losses[0], 1e-3);
+  EXPECT_LT(stochastic.losses.back(), 0.8);
+
+  std::vector<Override> six = sr;
+  six.push_back({"train.max_steps", "6"});
+  const TrainResult whole = pretrain(tiny_gpt2(data, tmp / "whole", six), quiet());
+  const RunConfig config = tiny_gpt2(data, tmp / "split", six);
+  TrainOptions first = quiet();
+  first.on_step = [](const StepReport& r) {
+    if (r.step == 3) request_stop();
+  };
+  ASSERT_EQ(pretrain(config, first).step, 3);
+  TrainOptions second = quiet();
+  second.resume = tmp / "split";
+  const TrainResult rest = pretrain(config, second);
+  ASSERT_EQ(rest.losses.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(rest.losses[i], whole.losses[i + 3]) << "step " << i + 4;
+}
+
+TEST(MixedPrecision, StochasticRoundingNeedsBf16WorkingWeights) {
+  test::TempDir tmp("mixed_sr_error");
+  const fs::path data = make_dataset(tmp / "data");
+  test::expect_mentions(test::error_message([&] {
+                          pretrain(tiny_gpt2(data, tmp / "run", {{"train.stochastic_rounding", "true"}}), quiet());
+                        }),
+                        {"train.stochastic_rounding", "train.precision is fp32"});
+  EXPECT_FALSE(fs::exists(tmp / "run" / "metrics.jsonl")) << "a run that cannot start leaves no trace";
+}
+
 std::vector<nlohmann::json> train_lines(const fs::path& metrics) {
   std::ifstream in(metrics);
   std::vector<nlohmann::json> lines;

@@ -83,6 +83,7 @@ class CpuBackend final : public Backend {
 
   // adamw.cpp
   void adamw_step(std::span<const AdamWArgs> buffers) override;
+  void round_bf16(int64_t n, const float* x, uint16_t* y, uint64_t key, uint64_t counter) override;
 };
 
 CpuBackend& cpu_backend();

@@ -103,6 +103,7 @@ class CudaBackend final : public Backend {
 
   // adamw.cu
   void adamw_step(std::span<const AdamWArgs> buffers) override;
+  void round_bf16(int64_t n, const float* x, uint16_t* y, uint64_t key, uint64_t counter) override;
 
   // The compute stream, with this backend's device made current on the calling thread.
   CUstream_st* stream();

@@ -126,6 +126,12 @@ __device__ inline uint16_t f32_to_bf16_bits(float f) {
   return uint16_t(u >> 16);
 }
 
+__device__ inline uint16_t f32_to_bf16_stochastic_bits(float f, uint32_t random) {
+  const uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  return uint16_t((u + (random & 0xffffu)) >> 16);
+}
+
 __device__ inline float f16_bits_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu, u;

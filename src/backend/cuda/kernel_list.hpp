@@ -9,4 +9,4 @@
   X(layernorm_forward) X(layernorm_backward) X(rmsnorm_forward) X(rmsnorm_backward)                  \
   X(softmax_forward) X(softmax_backward) X(embedding_forward) X(embedding_backward)                 \
   X(attention_forward) X(attention_backward) X(rope) X(cross_entropy_forward)                       \
-  X(cross_entropy_backward) X(adamw_step)
+  X(cross_entropy_backward) X(adamw_step) X(round_bf16)
