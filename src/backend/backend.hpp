@@ -85,7 +85,7 @@ struct AttentionArgs {
   const float* mask = nullptr;
   int64_t mask_stride[4]{};
   // The caller accepts bf16 rounding of q, k, v, P and dS inside the kernel (bf16 autocast): a
-  // backend may then use tensor cores (CUDA: unmasked, head dim 64 or 128). The CPU ignores it.
+  // backend may then use tensor cores (CUDA: head dim 64 or 128). The CPU ignores it.
   bool allow_bf16 = false;
 };
 

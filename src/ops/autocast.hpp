@@ -5,7 +5,7 @@
 // Tensors stay f32 everywhere (weights, activations, gradients, optimizer state); only the operands a
 // GEMM reads are rounded (fp16 also rounds the product's output, as a real fp16 GEMM writes fp16),
 // and a linear keeps its input for dW as the 16-bit copy its forward read. Everything else (norms,
-// softmax, attention, losses) runs in f32, except that under bf16 a backend may run unmasked
+// softmax, attention, losses) runs in f32, except that under bf16 a backend may run
 // attention on tensor cores (AttentionArgs::allow_bf16).
 //
 // The precision is per thread; a scope restores the one before it, so scopes nest.

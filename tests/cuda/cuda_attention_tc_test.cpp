@@ -3,8 +3,8 @@
 // near zero, so each output is judged by its relative Frobenius error ||gpu - cpu|| / ||cpu||
 // (1e-2 for out and lse, 3e-2 for the gradients, whose dS = P (dP - delta) cancels); infinities
 // (lse of queries that see no key) must match exactly. Each case also checks that the path really
-// rounded (it differs from the device's own f32 kernel), and that masked and other head dims keep
-// the f32 kernel's results. Without a GPU every test here skips, saying so.
+// rounded (it differs from the device's own f32 kernel), and that other head dims keep the f32
+// kernel's results. Without a GPU every test here skips, saying so.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,7 +64,14 @@ Inputs make_inputs(Generator& gen, const Case& c) {
   in.k = randn({B, Hk, Tk, D}, &gen);
   in.v = randn({B, Hk, Tk, D}, &gen);
   in.dout = randn({B, Hq, Tq, D}, &gen);
-  if (c.mask) in.mask = randn({B, 1, Tq, Tk}, &gen);
+  if (c.mask) {  // additive N(0, 1), the last batch's last 5 keys padded, batch 0's third query sees nothing
+    std::vector<float> m = randn({B, 1, Tq, Tk}, &gen).to_vector<float>();
+    for (int64_t i = 0; i < Tq; ++i)
+      for (int64_t j = std::max<int64_t>(0, Tk - 5); j < Tk; ++j) m[size_t(((B - 1) * Tq + i) * Tk + j)] = -INFINITY;
+    if (Tq > 2)
+      for (int64_t j = 0; j < Tk; ++j) m[size_t(2 * Tk + j)] = -INFINITY;
+    in.mask = from_vector(m, {B, 1, Tq, Tk});
+  }
   return in;
 }
 
@@ -130,13 +137,16 @@ TEST_F(CudaTest, AttentionTensorCoresMatchCpuWithinBf16Tolerance) {
       {1, 4, 1, 70, 20, 64, true},            // more queries than keys: the first 50 see nothing (lse -inf)
       {2, 3, 3, 130, 130, 128, true, true},   // no grouping, strided q, three key tiles of the backward
       {1, 2, 1, 1, 37, 64, true},             // a decode step
+      {2, 4, 2, 100, 100, 64, true, false, true},    // additive mask with padded keys and a row that sees nothing
+      {2, 4, 4, 70, 70, 128, false, false, true},    // a padding mask without the causal cut
+      {1, 4, 1, 30, 130, 64, true, true, true},      // masked, with a cache
   };
   for (const Case& c : cases) check_tensor_cores(gen, c);
 }
 
 // Unsupported arguments keep the f32 kernel (its own tolerance) even when bf16 is allowed.
-TEST_F(CudaTest, AttentionAllowBf16FallsBackForMasksAndOtherHeadDims) {
-  const Case cases[] = {{1, 4, 2, 40, 40, 64, true, false, true}, {1, 2, 1, 33, 33, 80, true}};
+TEST_F(CudaTest, AttentionAllowBf16FallsBackForOtherHeadDims) {
+  const Case cases[] = {{1, 2, 1, 33, 33, 80, true}, {1, 4, 2, 40, 40, 96, true, false, true}};
   for (const Case& c : cases) {
     const Inputs in = make_inputs(gen, c);
     const std::vector<Tensor> want = fields(run(c, in, kCPU, false)), got = fields(run(c, in, kGPU, true));

@@ -10,7 +10,7 @@
 // group and the query tiles that see it: P is recomputed from lse, dS = P * (dP - delta) * scale,
 // dK and dV accumulate in registers, and dQ is added with atomicAdd (so its last bits vary from
 // run to run).
-// With AttentionArgs::allow_bf16, the common unmasked shapes go to the tensor-core kernels instead
+// With AttentionArgs::allow_bf16, head dims 64 and 128 (masked or not) go to the tensor-core kernels instead
 // (attention_tc.cu), which keep the same lse and buffer contract.
 #include "backend/cuda/attention_tc.hpp"
 #include "backend/cuda/cuda_backend.hpp"

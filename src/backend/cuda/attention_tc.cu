@@ -1,5 +1,7 @@
 // Flash attention on the tensor cores (mma.sync m16n8k16, bf16 operands, f32 accumulation) for head
-// dims 64 and 128, causal or not, GQA, no additive mask: the training case under bf16 autocast.
+// dims 64 and 128, causal or not, GQA, with or without an additive mask (padded batches): the
+// training case under bf16 autocast. The mask is read per score from global memory (it is usually
+// broadcast over heads and often over queries, so it stays in cache) and added in f32.
 // Buffers stay f32 in global memory: tiles arrive in shared memory as f32 through cp.async (double
 // buffered, the next tile in flight while the current one is used) and are rounded to bf16 as the
 // MMA fragments are built from them. Softmax statistics, accumulators and outputs are f32.
@@ -51,6 +53,21 @@ struct Visibility {
 };
 
 Visibility visibility(const AttentionArgs& a) { return {a.causal, a.kv_len - a.q_len, a.kv_len}; }
+
+// The additive mask of head (b, h), in log2 units as the kernels keep scores; none when a.mask is null.
+struct HeadMask {
+  const float* base;
+  int64_t q_stride, k_stride;
+  // Only for a visible pair of a real query (qi < q_len, kj < kv_len).
+  __device__ float log2_at(int64_t qi, int64_t kj) const {
+    return base == nullptr ? 0.0f : kLog2e * base[qi * q_stride + kj * k_stride];
+  }
+};
+
+__device__ HeadMask head_mask(const AttentionArgs& a, int64_t b, int64_t h) {
+  if (a.mask == nullptr) return {nullptr, 0, 0};
+  return {a.mask + b * a.mask_stride[0] + h * a.mask_stride[1], a.mask_stride[2], a.mask_stride[3]};
+}
 
 // Rows [row0, row0 + kRows) of a [len, D] f32 slice (row stride `stride`) into shared memory with
 // leading dimension kLd, by cp.async; rows past len become zeros. Commit is left to the caller.
@@ -158,6 +175,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(AttentionArgs a, Visi
 
   const float* khead = k + b * a.k_stride[0] + hk * a.k_stride[1];
   const float* vhead = v + b * a.v_stride[0] + hk * a.v_stride[1];
+  const HeadMask mask = head_mask(a, b, h);
   const int64_t q_rows = min(int64_t(S::kBr), a.q_len - q0);
   const int64_t key_end = a.causal ? max(int64_t(0), min(a.kv_len, q0 + q_rows + vis.shift)) : a.kv_len;
   const int n_tiles = int(ceil_div(key_end, kBc));
@@ -199,8 +217,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(AttentionArgs a, Visi
     for (int nt = 0; nt < kBc / 8; ++nt)
       #pragma unroll
       for (int e = 0; e < 4; ++e) {
+        const int64_t qi = row_lo + 8 * (e >> 1), kj = k0 + nt * 8 + 2 * t + (e & 1);
         s[nt][e] *= scale_log2;
-        if (masked && vis.hidden(row_lo + 8 * (e >> 1), k0 + nt * 8 + 2 * t + (e & 1))) s[nt][e] = -INFINITY;
+        if (masked && vis.hidden(qi, kj))  // (keys past the end are hidden, so a tile without any is in range)
+          s[nt][e] = -INFINITY;
+        else if (qi < a.q_len)
+          s[nt][e] += mask.log2_at(qi, kj);
       }
     // Online softmax per row r (row_lo + 8r); P overwrites S.
     #pragma unroll
@@ -335,6 +357,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(AttentionArgs a, Vis
     const float* lse_s = lse_bufs + buf * kBr;
     const float* delta_s = delta_bufs + buf * kBr;
     const int64_t h = item_head(i), q0 = item_q0(i);
+    const HeadMask mask = head_mask(a, b, h);
 
     // S^T = K Q^T and dP^T = V dO^T: [nt] holds queries q0 + 8nt + 2t (+1), keys k0 + kw + g (+8).
     float st[kBr / 8][4] = {}, dpt[kBr / 8][4] = {};
@@ -352,7 +375,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(AttentionArgs a, Vis
         mma_bf16_16816(dpt[nt], va, dob);
       }
     }
-    // P^T = exp(S^T * scale - lse) (0 where hidden or the query saw nothing), dS^T = P^T (dP^T - delta) scale.
+    // P^T = exp(S^T * scale + mask - lse) (0 where hidden or the query saw nothing), dS^T = P^T (dP^T - delta) scale.
     const bool masked = vis.any_hidden(q0, k0, kBc);
     #pragma unroll
     for (int nt = 0; nt < kBr / 8; ++nt)
@@ -360,8 +383,9 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(AttentionArgs a, Vis
       for (int e = 0; e < 4; ++e) {
         const int qc = nt * 8 + 2 * t + (e & 1);
         const int64_t kj = k0 + kw + g + 8 * (e >> 1);
+        // lse is -inf past the last query, so a pair that is not hidden has a real query and key
         const bool hide = lse_s[qc] == -INFINITY || (masked && vis.hidden(q0 + qc, kj));
-        const float p = hide ? 0.0f : exp2f(st[nt][e] * scale_log2 - lse_s[qc]);
+        const float p = hide ? 0.0f : exp2f(st[nt][e] * scale_log2 + mask.log2_at(q0 + qc, kj) - lse_s[qc]);
         st[nt][e] = p;
         dpt[nt][e] = p * (dpt[nt][e] - delta_s[qc]) * a.scale;
       }
@@ -460,7 +484,7 @@ void backward_for(const AttentionArgs& a, const float* q, const float* k, const 
 }  // namespace
 
 bool applies(const AttentionArgs& a, std::initializer_list<const void*> buffers) {
-  if (!a.allow_bf16 || a.mask || (a.head_dim != 64 && a.head_dim != 128)) return false;
+  if (!a.allow_bf16 || (a.head_dim != 64 && a.head_dim != 128)) return false;
   for (const int64_t* strides : {a.q_stride, a.k_stride, a.v_stride, a.o_stride})
     for (int i = 0; i < 3; ++i)
       if (strides[i] % 4 != 0) return false;

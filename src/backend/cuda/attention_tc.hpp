@@ -11,7 +11,7 @@
 
 namespace ld::cuda_attention_tc {
 
-// True when these kernels take the call: bf16 allowed, no additive mask, head dim 64 or 128, and
+// True when these kernels take the call: bf16 allowed, head dim 64 or 128 (an additive mask or not), and
 // every buffer 16-byte aligned with strides a multiple of 4 floats (rows are copied 16 bytes at a time).
 bool applies(const AttentionArgs& a, std::initializer_list<const void*> buffers);
 
