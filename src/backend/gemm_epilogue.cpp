@@ -14,6 +14,8 @@ void check_epilogue(const GemmArgs& g) {
            "gemm: an epilogue or a 16-bit C needs one product with alpha 1 and beta 0");
   LD_CHECK(g.c_half != nullptr || (g.c != nullptr && g.ldc == g.n), "gemm: an epilogue writes C with rows n apart");
   LD_CHECK(g.epilogue == GemmEpilogue::none || g.aux != nullptr, "gemm: the GELU epilogues need aux");
+  // cuBLASLt's DGELU has no bias; nothing needs one there (a bias gradient is a column sum)
+  LD_CHECK(g.epilogue != GemmEpilogue::dgelu_tanh || g.bias == nullptr, "gemm: the dgelu_tanh epilogue takes no bias");
   LD_CHECK(g.c_half == nullptr || g.precision != ComputePrecision::f32, "gemm: a 16-bit C needs a bf16 or fp16 product");
 }
 

@@ -137,6 +137,9 @@ TEST(GemmEpilogue, RefusesWhatItCannotHonour) {
   EXPECT_NE(error_of(g).find("alpha 1 and beta 0"), std::string::npos) << error_of(g);
   g.beta = 0.0f, g.ldc = p.n + 1;
   EXPECT_NE(error_of(g).find("rows n apart"), std::string::npos) << error_of(g);
+  const std::vector<float> bias(size_t(p.n), 1.0f);
+  g.ldc = p.n, g.epilogue = GemmEpilogue::dgelu_tanh, g.bias = bias.data();
+  EXPECT_NE(error_of(g).find("dgelu_tanh epilogue takes no bias"), std::string::npos) << error_of(g);
   GemmArgs h = p.args(ComputePrecision::f32);
   h.c_half = half.data();
   EXPECT_NE(error_of(h).find("needs a bf16 or fp16 product"), std::string::npos) << error_of(h);

@@ -103,7 +103,10 @@ void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, co
 void describe_epilogue(cublasLtMatmulDesc_t desc, const LtEpilogue& e, cudaDataType_t out_type) {
   if (!e.any()) return;
   set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, lt_epilogue(e));
-  if (e.bias != nullptr) set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_32F);
+  if (e.bias != nullptr) {
+    set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_32F);
+    set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, e.bias);  // for its alignment, as aux's below
+  }
   if (e.kind == GemmEpilogue::none) return;
   set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, e.aux_ld);
   // aux defaults to D's type; the pre-activation stays f32 whatever D is
@@ -113,13 +116,15 @@ void describe_epilogue(cublasLtMatmulDesc_t desc, const LtEpilogue& e, cudaDataT
 
 }  // namespace
 
+uint32_t LtEpilogue::alignment() const { return std::min(alignment_of(bias), alignment_of(aux)); }
+
 GemmContext::Plan* GemmContext::plan_for(int64_t batch, const LtOperand& first, const LtOperand& second,
                                          const LtOperand& out, bool has_beta, const LtEpilogue& epilogue) {
   const Key key{batch,       int(first.type), first.transposed, first.rows,        first.cols,     first.ld,
                 first.batch_stride, first.alignment, int(second.type), second.transposed, second.rows, second.cols,
                 second.ld,   second.batch_stride, second.alignment, int(out.type), out.rows,   out.ld,
                 out.batch_stride, out.alignment, has_beta, epilogue.bias != nullptr, int(epilogue.kind),
-                epilogue.aux_ld};
+                epilogue.aux_ld, epilogue.alignment()};
   std::lock_guard lock(mutex_);
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();  // null: no algorithm with the epilogue
@@ -177,10 +182,9 @@ bool GemmContext::matmul(int64_t batch, const LtOperand& first, const void* firs
   const cublasStatus_t st =
       cublasLtMatmul(handle_, plan->desc, &alpha, first_ptr, plan->first, second_ptr, plan->second, &beta, out_ptr,
                      plan->out, out_ptr, plan->out, &plan->algo, workspace_, workspace_bytes_, backend_.stream());
-  // Refused (nothing queued): the caller does the epilogue's work itself. An aux type cuBLASLt does
-  // not take with this output comes back as INVALID_VALUE.
-  const bool refusal = st == CUBLAS_STATUS_NOT_SUPPORTED ||
-                       (st == CUBLAS_STATUS_INVALID_VALUE && epilogue.kind != GemmEpilogue::none);
+  // Refused (nothing queued): the caller does the epilogue's work itself. An aux or bias type
+  // cuBLASLt does not take with this output (its docs give both D's type) comes back as INVALID_VALUE.
+  const bool refusal = st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE;
   if (refusal && epilogue.any()) {
     plan->refused = true;
     return false;

@@ -36,6 +36,8 @@ struct LtEpilogue {
   float* aux = nullptr;
   int64_t aux_ld = 0;
   bool any() const { return bias != nullptr || kind != GemmEpilogue::none; }
+  // The least alignment of bias and aux (a plan chosen for aligned ones may not take others).
+  uint32_t alignment() const;
 };
 
 class GemmContext {
@@ -55,7 +57,8 @@ class GemmContext {
  private:
   struct Plan;
   using Key = std::tuple<int64_t, int, bool, int64_t, int64_t, int64_t, int64_t, uint32_t, int, bool, int64_t, int64_t,
-                         int64_t, int64_t, uint32_t, int, int64_t, int64_t, int64_t, uint32_t, bool, bool, int, int64_t>;
+                         int64_t, int64_t, uint32_t, int, int64_t, int64_t, int64_t, uint32_t, bool, bool, int, int64_t,
+                         uint32_t>;
   // nullptr when there is no algorithm with the epilogue (without one, no algorithm is an error)
   Plan* plan_for(int64_t batch, const LtOperand& first, const LtOperand& second, const LtOperand& out, bool has_beta,
                  const LtEpilogue& epilogue);
