@@ -16,6 +16,7 @@
 // S^T = K Q^T and dP^T = V dO^T, forms P^T and dS^T in registers, accumulates dV += P^T dO and
 // dK += dS^T Q there, and passes dS through shared memory for dQ += dS K, added with atomics (so
 // dQ's last bits vary from run to run, as with the FP32 kernel).
+#include <cfloat>
 #include <cmath>
 
 #include "backend/cuda/attention_tc.hpp"
@@ -58,9 +59,12 @@ Visibility visibility(const AttentionArgs& a) { return {a.causal, a.kv_len - a.q
 struct HeadMask {
   const float* base;
   int64_t q_stride, k_stride;
-  // Only for a visible pair of a real query (qi < q_len, kj < kv_len).
+  // Only for a visible pair of a real query (qi < q_len, kj < kv_len). A finite mask stays finite
+  // (PyTorch's finfo.min times log2e would overflow to -inf, and a row of them must still average V).
   __device__ float log2_at(int64_t qi, int64_t kj) const {
-    return base == nullptr ? 0.0f : kLog2e * base[qi * q_stride + kj * k_stride];
+    if (base == nullptr) return 0.0f;
+    const float m = base[qi * q_stride + kj * k_stride];
+    return isinf(m) ? m : fminf(fmaxf(kLog2e * m, -FLT_MAX), FLT_MAX);
   }
 };
 
