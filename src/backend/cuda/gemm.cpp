@@ -318,9 +318,15 @@ void CudaBackend::gemm(const GemmArgs& g) {
     const auto* bp = reinterpret_cast<const char*>(b.p) + size_t(i * b.batch_stride) * elem;
     const auto* ap = reinterpret_cast<const char*>(a.p) + size_t(i * a.batch_stride) * elem;
     float* cp = g.c + i * g.stride_c;
-    first.alignment = cuda::alignment_of(bp);
-    second.alignment = cuda::alignment_of(ap);
-    out.alignment = cuda::alignment_of(cp);
+    // a strided batch's items lie stride bytes apart: the least aligned of them counts
+    auto items_alignment = [&](const void* p, int64_t stride_bytes) {
+      const uint32_t base = cuda::alignment_of(p);
+      if (per_call == 1 || stride_bytes == 0) return base;
+      return std::min(base, cuda::alignment_of(reinterpret_cast<const void*>(uintptr_t(stride_bytes))));
+    };
+    first.alignment = items_alignment(bp, b.batch_stride * int64_t(elem));
+    second.alignment = items_alignment(ap, a.batch_stride * int64_t(elem));
+    out.alignment = items_alignment(cp, g.stride_c * int64_t(sizeof(float)));
     if (epilogue_bias != nullptr &&
         gemm_->matmul(per_call, first, bp, second, ap, out, cp, g.alpha, beta, cuda::LtEpilogue{epilogue_bias}))
       continue;
