@@ -35,7 +35,10 @@ static_assert(sizeof(AdamWBatch) <= 4000, "AdamWBatch must fit the kernel parame
 // x rounded to bf16 as element i of a round_bf16 call with this key and counter.
 __device__ inline uint16_t working_bf16(float x, int64_t i, uint64_t key, uint64_t counter) {
   if (key == 0) return cuda::f32_to_bf16_bits(x);
-  return cuda::f32_to_bf16_stochastic_bits(x, cuda::philox4x32(key, counter + uint64_t(i / 4)).v[i % 4]);
+  const cuda::Philox4 r = cuda::philox4x32(key, counter + uint64_t(i / 4));
+  const int lane = int(i & 3);  // selects without a runtime array index, which would spill r to local memory
+  const uint32_t draw = lane == 0 ? r.v[0] : lane == 1 ? r.v[1] : lane == 2 ? r.v[2] : r.v[3];
+  return cuda::f32_to_bf16_stochastic_bits(x, draw);
 }
 
 __global__ void adamw_batch_kernel(const __grid_constant__ AdamWBatch batch) {
