@@ -1,0 +1,106 @@
+#pragma once
+// Stand-in for <cuda_runtime.h> when tests/cuda_emulation compiles real .cu source as host C++ (this
+// folder comes first on that target's include path). It maps the CUDA C++ the kernels use onto the
+// emulator (../simt.hpp): qualifiers vanish, built-in variables and block/warp primitives go to the
+// emulator, float2 accesses check their alignment as the hardware does. Only what the emulated
+// kernels use is here, so a kernel that needs more fails to compile instead of running wrongly.
+#include <math.h>  // isinf, exp2f, fminf, ... in the global namespace, where device code finds them
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "../simt.hpp"
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// Only dynamic shared memory (`extern __shared__ T name[];`) is emulated: the test defines the array
+// that declaration names. A static `__shared__ T x[n]` in a kernel would become per-thread storage.
+#define __shared__
+
+inline const simt::Dim3& threadIdx = simt::thread_idx;
+inline const simt::Dim3& blockIdx = simt::block_idx;
+inline const simt::Dim3& blockDim = simt::block_dim;
+inline const simt::Dim3& gridDim = simt::grid_dim;
+inline constexpr int warpSize = 32;
+
+// CUDA's integer and float min/max overloads (device code calls them unqualified).
+#define LD_SIMT_MIN_MAX(T)                                            \
+  inline constexpr T min(T a, T b) { return b < a ? b : a; }          \
+  inline constexpr T max(T a, T b) { return a < b ? b : a; }
+LD_SIMT_MIN_MAX(int)
+LD_SIMT_MIN_MAX(unsigned)
+LD_SIMT_MIN_MAX(long)
+LD_SIMT_MIN_MAX(unsigned long)
+LD_SIMT_MIN_MAX(long long)
+LD_SIMT_MIN_MAX(unsigned long long)
+#undef LD_SIMT_MIN_MAX
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+
+// float2 is 8-byte aligned on the device, and a load or store through a misaligned float2* faults
+// there; here every copy from or into memory checks the address (locals are always aligned). The
+// check reports and carries on, so UBSan's own alignment check (a sanitizer build) stays out of it.
+#define LD_SIMT_OWN_ALIGNMENT_CHECK __attribute__((no_sanitize("alignment")))
+struct alignas(8) float2 {
+  float x, y;
+  float2() = default;
+  constexpr float2(float x_, float y_) : x(x_), y(y_) {}
+  LD_SIMT_OWN_ALIGNMENT_CHECK float2(const float2& o) : x(o.x), y(o.y) { check(&o); }
+  LD_SIMT_OWN_ALIGNMENT_CHECK float2& operator=(const float2& o) {
+    check(this);
+    check(&o);
+    x = o.x;
+    y = o.y;
+    return *this;
+  }
+  static void check(const float2* p) {
+    if (reinterpret_cast<uintptr_t>(p) % 8 != 0) simt::error("misaligned float2 access at %p", static_cast<const void*>(p));
+  }
+};
+inline float2 make_float2(float x, float y) { return float2(x, y); }
+
+inline void __syncthreads() { simt::syncthreads(); }
+
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a shuffle moves at most 64 bits");
+  if (width != warpSize) simt::error("__shfl_xor_sync: width %d is not emulated", width);
+  uint64_t bits = 0;
+  std::memcpy(&bits, &var, sizeof(T));
+  bits = simt::shfl_xor(mask, bits, lane_mask);
+  std::memcpy(&var, &bits, sizeof(T));
+  return var;
+}
+
+// Atomics: fibers never run concurrently, so a plain update is atomic. The float2 form exists for
+// global memory only (sm_90) and needs an 8-byte aligned address.
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
+}
+inline float2 atomicAdd(float2* p, float2 v) {
+  if (reinterpret_cast<uintptr_t>(p) % 8 != 0 || simt::is_shared(p)) {
+    simt::error("atomicAdd(float2*) at %p: needs an 8-byte aligned global address", static_cast<void*>(p));
+    return v;
+  }
+  const float2 old = *p;
+  p->x += v.x;
+  p->y += v.y;
+  return old;
+}
+
+// What host code (cuda_check.hpp) names; launches themselves go through simt::launch.
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+enum cudaError_t { cudaSuccess = 0 };
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorName(cudaError_t) { return "cudaSuccess"; }
+inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
