@@ -33,7 +33,7 @@
 // leaves out under LD_SIMT_EMULATION; both must be in its (this translation unit's) anonymous namespace.
 namespace ld::cuda_attention_tc {
 namespace {
-alignas(128) float smem[simt::kMaxDynamicSharedBytes / sizeof(float)];
+alignas(128) thread_local float smem[simt::kMaxDynamicSharedBytes / sizeof(float)];  // thread_local: see the shim
 template <typename Kernel, typename... Args>
 void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t stream, Args... args);
 }  // namespace
@@ -240,7 +240,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaEmulation, ::testing::ValuesIn(kCases),
 // The emulator itself: the hazards the attention test relies on it to expose must stay exposed.
 namespace simt_self_test {
 namespace {
-alignas(128) float smem[256];
+alignas(128) thread_local float smem[256];
 
 // 64 threads each cp.async one 16-byte chunk (row threadIdx.x of src), then record what they see:
 // their own chunk before the wait (in flight), a chunk of the other warp after their own wait but

@@ -42,7 +42,7 @@ struct Dim3 {
 };
 
 enum class State : uint8_t { ready, at_warp_op, at_barrier, done };
-enum class WarpOp : uint8_t { shfl_xor, mma_bf16_16816 };
+enum class WarpOp : uint8_t { shfl_xor, shfl_idx, mma_bf16_16816 };
 
 struct Copy {  // one 16-byte cp.async
   unsigned char* dst;
@@ -59,7 +59,7 @@ struct Thread {
   WarpOp op{};
   uint64_t shfl_bits = 0;
   unsigned shfl_mask = 0;
-  int shfl_lane_mask = 0;
+  int shfl_lane_mask = 0;  // shfl_xor: the lane mask; shfl_idx: the source lane (may differ per lane)
   uint32_t a[4]{}, b[2]{};
   float c[4]{};
   // cp.async: copies since the last commit, then committed groups, oldest first.
@@ -84,6 +84,9 @@ struct Runtime {
   const std::function<void()>* body = nullptr;
   unsigned char* shared = nullptr;  // the dynamic shared memory of the running block
   size_t shared_bytes = 0, shared_capacity = 0;
+  // The array a kernel's `extern __shared__` names, for launches that do not pass one (LD_SIMT_LAUNCH).
+  unsigned char* default_shared = nullptr;
+  size_t default_shared_capacity = 0;
   bool abort_block = false;
   int errors = 0, printed = 0;  // printed: in this launch
 };
@@ -218,8 +221,8 @@ inline void run_warp_op(unsigned warp) {
   const Thread& first = lane_thread(warp, 0);
   for (unsigned lane = 1; lane < 32; ++lane) {
     const Thread& th = lane_thread(warp, lane);
-    if (th.op != first.op || (th.op == WarpOp::shfl_xor && (th.shfl_mask != first.shfl_mask ||
-                                                               th.shfl_lane_mask != first.shfl_lane_mask))) {
+    if (th.op != first.op || (th.op != WarpOp::mma_bf16_16816 && th.shfl_mask != first.shfl_mask) ||
+        (th.op == WarpOp::shfl_xor && th.shfl_lane_mask != first.shfl_lane_mask)) {
       error("warp %u: lanes 0 and %u are in different warp collectives", warp, lane);
       rt.abort_block = true;
       return;
@@ -228,12 +231,17 @@ inline void run_warp_op(unsigned warp) {
   if (first.op == WarpOp::mma_bf16_16816) {
     run_mma(warp);
   } else {
-    if (first.shfl_mask != 0xffffffffu) error("warp %u: __shfl_xor_sync with a partial mask is not emulated", warp);
+    if (first.shfl_mask != 0xffffffffu) error("warp %u: a shuffle with a partial mask is not emulated", warp);
     uint64_t in[32];
     for (unsigned lane = 0; lane < 32; ++lane) in[lane] = lane_thread(warp, lane).shfl_bits;
     for (unsigned lane = 0; lane < 32; ++lane) {
-      const unsigned src = lane ^ unsigned(first.shfl_lane_mask);
-      lane_thread(warp, lane).shfl_bits = in[src < 32 ? src : lane];
+      Thread& th = lane_thread(warp, lane);
+      if (first.op == WarpOp::shfl_idx) {  // __shfl_sync: srcLane modulo the width (32)
+        th.shfl_bits = in[unsigned(th.shfl_lane_mask) % 32];
+      } else {
+        const unsigned src = lane ^ unsigned(first.shfl_lane_mask);
+        th.shfl_bits = in[src < 32 ? src : lane];
+      }
     }
   }
   for (unsigned lane = 0; lane < 32; ++lane) lane_thread(warp, lane).state = State::ready;
@@ -262,8 +270,9 @@ inline void run_warp(unsigned warp) {
 // the saved context), so it sits alone in a function with nothing live across it (-Wclobbered).
 [[gnu::noinline]] inline void save_context(ucontext_t* ctx) { getcontext(ctx); }
 
+// block: the linear index (x fastest), which also picks the warp order.
 inline void run_block(unsigned block, unsigned threads) {
-  block_idx = {block, 0, 0};
+  block_idx = {block % grid_dim.x, block / grid_dim.x, 0};
   for (unsigned t = 0; t < threads; ++t) {
     Thread& th = rt.threads[t];
     save_context(&th.ctx);
@@ -298,7 +307,7 @@ inline void run_block(unsigned block, unsigned threads) {
 inline void on_fault(int sig, siginfo_t* info, void*) {
   char msg[200];
   const int n = std::snprintf(msg, sizeof msg, "simt: fault at %p in block %u, thread %u (out-of-bounds access?)\n",
-                              info->si_addr, block_idx.x, thread_idx.x);
+                              info->si_addr, block_idx.x + block_idx.y * grid_dim.x, thread_idx.x);
   if (n > 0 && write(STDERR_FILENO, msg, size_t(n)) < 0) _exit(128 + sig);
   signal(sig, SIG_DFL);  // returning re-runs the access, which now kills the process
 }
@@ -320,17 +329,20 @@ inline void install_fault_handler() {
 #endif
 }
 
-// kernel<<<blocks, threads, shared_bytes>>>: body is the kernel call, run by every thread of every
-// block in turn. shared is the array the kernel's `extern __shared__` names; it holds NaN at each
-// block's start (uninitialised), and the bytes past shared_bytes a canary that must survive.
-inline void launch(int64_t blocks, unsigned threads, size_t shared_bytes, void* shared, size_t shared_capacity,
+// kernel<<<grid, threads, shared_bytes>>>: body is the kernel call, run by every thread of every
+// block in turn (x fastest, then y). shared is the array the kernel's `extern __shared__` names; it
+// holds NaN at each block's start (uninitialised), and the bytes past shared_bytes a canary that
+// must survive.
+inline void launch(Dim3 grid, unsigned threads, size_t shared_bytes, void* shared, size_t shared_capacity,
                    const std::function<void()>& body) {
   install_fault_handler();
   rt.printed = 0;
-  if (blocks <= 0 || blocks > std::numeric_limits<int32_t>::max() || threads == 0 || threads > 1024 ||
-      threads % 32 != 0 || shared_bytes > kMaxDynamicSharedBytes || shared_bytes > shared_capacity) {
-    error("launch refused: %lld blocks of %u threads, %zu bytes of shared memory", (long long)blocks, threads,
-          shared_bytes);
+  const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
+  if (grid.x == 0 || grid.x > unsigned(std::numeric_limits<int32_t>::max()) || grid.y == 0 || grid.y > 65535 ||
+      grid.z != 1 || threads == 0 || threads > 1024 || threads % 32 != 0 || shared_bytes > kMaxDynamicSharedBytes ||
+      shared_bytes > shared_capacity) {
+    error("launch refused: %u x %u x %u blocks of %u threads, %zu bytes of shared memory (of %zu here)", grid.x,
+          grid.y, grid.z, threads, shared_bytes, shared_capacity);
     return;
   }
   if (rt.threads.size() < threads) {
@@ -349,7 +361,7 @@ inline void launch(int64_t blocks, unsigned threads, size_t shared_bytes, void* 
   rt.shared_bytes = shared_bytes;
   rt.shared_capacity = shared_capacity;
   block_dim = {threads, 1, 1};
-  grid_dim = {unsigned(blocks), 1, 1};
+  grid_dim = grid;
   constexpr uint32_t kCanary = 0x7fa5a5a5;  // a NaN too, so a read past the end shows in the results
   const size_t end = (shared_bytes + 3) / 4 * 4;
   for (int64_t b = 0; b < blocks; ++b) {
@@ -366,6 +378,33 @@ inline void launch(int64_t blocks, unsigned threads, size_t shared_bytes, void* 
   }
   rt.body = nullptr;
 }
+inline void launch(int64_t blocks, unsigned threads, size_t shared_bytes, void* shared, size_t shared_capacity,
+                   const std::function<void()>& body) {
+  if (blocks <= 0 || blocks > std::numeric_limits<int32_t>::max()) {
+    rt.printed = 0;
+    return error("launch refused: %lld blocks", (long long)blocks);
+  }
+  launch(Dim3{unsigned(blocks), 1, 1}, threads, shared_bytes, shared, shared_capacity, body);
+}
+
+// The array launches without one of their own (LD_SIMT_LAUNCH) give their kernels' `extern
+// __shared__`: the test defines it where the kernels' declaration names it and registers it here.
+inline void set_shared(void* shared, size_t capacity) {
+  rt.default_shared = static_cast<unsigned char*>(shared);
+  rt.default_shared_capacity = capacity;
+}
+
+// What LD_SIMT_LAUNCH(kernel, grid, block, smem, stream)(args...) builds: the configuration, applied
+// (`*`) to a closure that calls the kernel with the arguments copied, as a launch copies them.
+struct LaunchConfig {
+  Dim3 grid;
+  unsigned threads;
+  size_t shared_bytes;
+  template <typename Body>
+  void operator*(Body body) const {
+    launch(grid, threads, shared_bytes, rt.default_shared, rt.default_shared_capacity, body);
+  }
+};
 
 // --- device-side operations the shim headers expose
 
@@ -380,6 +419,16 @@ inline uint64_t shfl_xor(unsigned mask, uint64_t bits, int lane_mask) {
   th.shfl_mask = mask;
   th.shfl_bits = bits;
   th.shfl_lane_mask = lane_mask;
+  block_on(State::at_warp_op);
+  return th.shfl_bits;
+}
+
+inline uint64_t shfl_idx(unsigned mask, uint64_t bits, int src_lane) {
+  Thread& th = *rt.current;
+  th.op = WarpOp::shfl_idx;
+  th.shfl_mask = mask;
+  th.shfl_bits = bits;
+  th.shfl_lane_mask = src_lane;
   block_on(State::at_warp_op);
   return th.shfl_bits;
 }

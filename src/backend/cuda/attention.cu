@@ -246,7 +246,7 @@ void check_args(const AttentionArgs& a) {
 template <typename Kernel, typename... Args>
 void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t s, Args... args) {
   if (bytes > 48 * 1024) LD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  kernel<<<unsigned(blocks), kWarps * 32, bytes, s>>>(args...);
+  LD_CUDA_LAUNCH(kernel, unsigned(blocks), kWarps * 32, bytes, s)(args...);
   LD_CUDA_CHECK_LAUNCH();
 }
 
@@ -287,7 +287,7 @@ void CudaBackend::attention_backward(const AttentionArgs& a, const float* q, con
   const int64_t rows = a.batch * a.q_heads * a.q_len;
   std::shared_ptr<Storage> delta = allocate(size_t(rows) * sizeof(float));
   float* delta_p = static_cast<float*>(delta->data());
-  output_grad_dot_kernel<<<cuda::grid_for(rows * 32), cuda::kThreads, 0, s>>>(a, out, dout, delta_p);
+  LD_CUDA_LAUNCH(output_grad_dot_kernel, cuda::grid_for(rows * 32), cuda::kThreads, 0, s)(a, out, dout, delta_p);
   LD_CUDA_CHECK_LAUNCH();
   if (cuda_attention_tc::applies(a, {q, k, v, out, dout, dq, dk, dv}))
     return cuda_attention_tc::backward(a, q, k, v, dout, lse, delta_p, dq, dk, dv, s);

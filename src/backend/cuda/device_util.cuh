@@ -9,6 +9,15 @@
 #include "backend/cuda/cuda_check.hpp"
 #include "core/error.hpp"
 
+// LD_CUDA_LAUNCH(kernel, grid, block, smem, stream)(args...) is kernel<<<grid, block, smem, stream>>>(args...).
+// The macro exists so that tests/cuda_emulation can compile the launching host code as plain C++
+// (LD_SIMT_EMULATION, defined only there: its shim cuda_runtime.h runs the kernel on its emulator).
+#ifdef LD_SIMT_EMULATION
+#define LD_CUDA_LAUNCH(kernel, grid, block, smem, stream) LD_SIMT_LAUNCH(kernel, grid, block, smem, stream)
+#else
+#define LD_CUDA_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+
 namespace ld::cuda {
 
 constexpr int kThreads = 256;
@@ -28,7 +37,7 @@ __global__ void map_kernel(int64_t n, F f) {
 template <typename F>
 void launch_map(cudaStream_t stream, int64_t n, F f) {
   if (n <= 0) return;
-  map_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, f);
+  LD_CUDA_LAUNCH(map_kernel, grid_for(n), kThreads, 0, stream)(n, f);
   LD_CUDA_CHECK_LAUNCH();
 }
 

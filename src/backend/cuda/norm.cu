@@ -107,7 +107,8 @@ void norm_backward(CudaBackend& be, int64_t rows, int64_t cols, const float* dy,
   if (cols == 0) return;
   cudaStream_t s = be.stream();
   if (rows > 0) {
-    norm_dx_kernel<kRms><<<row_grid(rows), cuda::kThreads, 0, s>>>(rows, cols, dy, x, w, mean, rstd, dx);
+    LD_CUDA_LAUNCH(norm_dx_kernel<kRms>, row_grid(rows), cuda::kThreads, 0, s)(rows, cols, dy, x, w, mean, rstd,
+                                                                               dx);
     LD_CUDA_CHECK_LAUNCH();
   }
   if (!dw && !db) return;
@@ -116,13 +117,13 @@ void norm_backward(CudaBackend& be, int64_t rows, int64_t cols, const float* dy,
   std::shared_ptr<Storage> partial = be.allocate(size_t(2 * splits * cols) * sizeof(double));
   double* p = static_cast<double*>(partial->data());
   const unsigned col_blocks = unsigned((cols + cuda::kThreads - 1) / cuda::kThreads);
-  norm_column_grads_kernel<kRms><<<dim3(col_blocks, unsigned(splits)), cuda::kThreads, 0, s>>>(
+  LD_CUDA_LAUNCH(norm_column_grads_kernel<kRms>, dim3(col_blocks, unsigned(splits)), cuda::kThreads, 0, s)(
       rows, cols, rows_per_split, dy, x, mean, rstd, p);
   LD_CUDA_CHECK_LAUNCH();
-  finish_columns_kernel<<<col_blocks, cuda::kThreads, 0, s>>>(cols, splits, p, dw);
+  LD_CUDA_LAUNCH(finish_columns_kernel, col_blocks, cuda::kThreads, 0, s)(cols, splits, p, dw);
   LD_CUDA_CHECK_LAUNCH();
   if (!kRms) {
-    finish_columns_kernel<<<col_blocks, cuda::kThreads, 0, s>>>(cols, splits, p + splits * cols, db);
+    LD_CUDA_LAUNCH(finish_columns_kernel, col_blocks, cuda::kThreads, 0, s)(cols, splits, p + splits * cols, db);
     LD_CUDA_CHECK_LAUNCH();
   }
 }
@@ -134,8 +135,8 @@ using namespace cuda_norm;
 void CudaBackend::layernorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
                                     const float* b, float eps, float* sum_out, float* y, float* mean, float* rstd) {
   if (rows == 0) return;
-  norm_forward_kernel<false><<<row_grid(rows), cuda::kThreads, 0, stream()>>>(rows, cols, x, residual, w, b, eps,
-                                                                              sum_out, y, mean, rstd);
+  LD_CUDA_LAUNCH(norm_forward_kernel<false>, row_grid(rows), cuda::kThreads, 0, stream())(
+      rows, cols, x, residual, w, b, eps, sum_out, y, mean, rstd);
   LD_CUDA_CHECK_LAUNCH();
 }
 
@@ -147,8 +148,8 @@ void CudaBackend::layernorm_backward(int64_t rows, int64_t cols, const float* dy
 void CudaBackend::rmsnorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
                                   float eps, float* sum_out, float* y, float* rstd) {
   if (rows == 0) return;
-  norm_forward_kernel<true><<<row_grid(rows), cuda::kThreads, 0, stream()>>>(rows, cols, x, residual, w, nullptr,
-                                                                             eps, sum_out, y, nullptr, rstd);
+  LD_CUDA_LAUNCH(norm_forward_kernel<true>, row_grid(rows), cuda::kThreads, 0, stream())(
+      rows, cols, x, residual, w, nullptr, eps, sum_out, y, nullptr, rstd);
   LD_CUDA_CHECK_LAUNCH();
 }
 

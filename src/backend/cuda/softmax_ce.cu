@@ -128,13 +128,13 @@ using namespace cuda_softmax;
 
 void CudaBackend::softmax_forward(int64_t rows, int64_t cols, const float* x, float* y, bool log) {
   if (rows == 0 || cols == 0) return;
-  softmax_kernel<<<row_grid(rows), cuda::kThreads, 0, stream()>>>(rows, cols, x, y, log);
+  LD_CUDA_LAUNCH(softmax_kernel, row_grid(rows), cuda::kThreads, 0, stream())(rows, cols, x, y, log);
   LD_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::softmax_backward(int64_t rows, int64_t cols, const float* y, const float* dy, float* dx, bool log) {
   if (rows == 0 || cols == 0) return;
-  softmax_backward_kernel<<<row_grid(rows), cuda::kThreads, 0, stream()>>>(rows, cols, y, dy, dx, log);
+  LD_CUDA_LAUNCH(softmax_backward_kernel, row_grid(rows), cuda::kThreads, 0, stream())(rows, cols, y, dy, dx, log);
   LD_CUDA_CHECK_LAUNCH();
 }
 
@@ -144,11 +144,11 @@ void CudaBackend::cross_entropy_forward(const CrossEntropyArgs& a, float* loss_r
   const int64_t ld = logits_row_stride(a);
   const unsigned grid = row_grid(a.rows);
   if (a.logits_dtype == DType::bf16)
-    cross_entropy_forward_kernel<Bf16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
+    LD_CUDA_LAUNCH(cross_entropy_forward_kernel<Bf16Logits>, grid, cuda::kThreads, 0, stream())(a, ld, loss_rows, lse);
   else if (a.logits_dtype == DType::f16)
-    cross_entropy_forward_kernel<F16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
+    LD_CUDA_LAUNCH(cross_entropy_forward_kernel<F16Logits>, grid, cuda::kThreads, 0, stream())(a, ld, loss_rows, lse);
   else
-    cross_entropy_forward_kernel<F32Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, loss_rows, lse);
+    LD_CUDA_LAUNCH(cross_entropy_forward_kernel<F32Logits>, grid, cuda::kThreads, 0, stream())(a, ld, loss_rows, lse);
   LD_CUDA_CHECK_LAUNCH();
 }
 
@@ -160,12 +160,14 @@ void CudaBackend::cross_entropy_backward(const CrossEntropyArgs& a, const float*
   const unsigned grid = row_grid(a.rows);
   auto* half = static_cast<uint16_t*>(dlogits);
   if (a.logits_dtype == DType::bf16)
-    cross_entropy_backward_kernel<Bf16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, lse, dloss_rows, half);
+    LD_CUDA_LAUNCH(cross_entropy_backward_kernel<Bf16Logits>, grid, cuda::kThreads, 0, stream())(
+        a, ld, lse, dloss_rows, half);
   else if (a.logits_dtype == DType::f16)
-    cross_entropy_backward_kernel<F16Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, lse, dloss_rows, half);
+    LD_CUDA_LAUNCH(cross_entropy_backward_kernel<F16Logits>, grid, cuda::kThreads, 0, stream())(
+        a, ld, lse, dloss_rows, half);
   else
-    cross_entropy_backward_kernel<F32Logits><<<grid, cuda::kThreads, 0, stream()>>>(a, ld, lse, dloss_rows,
-                                                                                     static_cast<float*>(dlogits));
+    LD_CUDA_LAUNCH(cross_entropy_backward_kernel<F32Logits>, grid, cuda::kThreads, 0, stream())(
+        a, ld, lse, dloss_rows, static_cast<float*>(dlogits));
   LD_CUDA_CHECK_LAUNCH();
 }
 

@@ -20,9 +20,12 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-// Only dynamic shared memory (`extern __shared__ T name[];`) is emulated: the test defines the array
-// that declaration names. A static `__shared__ T x[n]` in a kernel would become per-thread storage.
-#define __shared__
+// Shared memory is thread_local storage: the emulator runs every fiber on one OS thread, so all the
+// threads of a block (and the blocks, one after another) see one array. Dynamic shared memory
+// (`extern __shared__ T name[];`) names an array the test defines (`thread_local` too) and hands
+// to the launch, which fills it with NaN at each block's start; a static `__shared__ T x[n]` (as in
+// device_util.cuh's block_reduce) is a function-local thread_local, not refilled between blocks.
+#define __shared__ thread_local
 
 inline const simt::Dim3& threadIdx = simt::thread_idx;
 inline const simt::Dim3& blockIdx = simt::block_idx;
@@ -68,6 +71,32 @@ inline float2 make_float2(float x, float y) { return float2(x, y); }
 
 inline void __syncthreads() { simt::syncthreads(); }
 
+// Launch shapes: dim3 (x, y; z must be 1 here) and what device_util.cuh's LD_CUDA_LAUNCH becomes
+// under LD_SIMT_EMULATION: LD_SIMT_LAUNCH(kernel, grid, block, smem, stream)(args...) runs kernel
+// on the emulator with the arguments copied (as <<<>>> copies them), synchronously, with
+// simt::set_shared's array as its dynamic shared memory. kernel may name a template whose
+// arguments the call deduces (device_util.cuh's map_kernel).
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+#define LD_SIMT_LAUNCH(kernel, grid, block, smem, stream)                                              \
+  (void)(stream), ::simt::LaunchConfig{ld_simt_grid(grid), unsigned(block), size_t(smem)} *          \
+                      [&](auto... ld_simt_args) { return [=] { kernel(ld_simt_args...); }; }
+inline simt::Dim3 ld_simt_grid(dim3 g) { return {g.x, g.y, g.z}; }
+
+inline float __uint_as_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t __float_as_uint(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline uint32_t __umulhi(uint32_t a, uint32_t b) { return uint32_t((uint64_t(a) * b) >> 32); }
+
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a shuffle moves at most 64 bits");
@@ -75,6 +104,16 @@ T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
   uint64_t bits = 0;
   std::memcpy(&bits, &var, sizeof(T));
   bits = simt::shfl_xor(mask, bits, lane_mask);
+  std::memcpy(&var, &bits, sizeof(T));
+  return var;
+}
+template <typename T>
+T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a shuffle moves at most 64 bits");
+  if (width != warpSize) simt::error("__shfl_sync: width %d is not emulated", width);
+  uint64_t bits = 0;
+  std::memcpy(&bits, &var, sizeof(T));
+  bits = simt::shfl_idx(mask, bits, src_lane);
   std::memcpy(&var, &bits, sizeof(T));
   return var;
 }
@@ -97,10 +136,20 @@ inline float2 atomicAdd(float2* p, float2 v) {
   return old;
 }
 
-// What host code (cuda_check.hpp) names; launches themselves go through simt::launch.
+// What host code (cuda_check.hpp, the launch sites) names; launches themselves go through simt::launch,
+// and run at once, so stream order is program order.
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
-enum cudaError_t { cudaSuccess = 0 };
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
-inline const char* cudaGetErrorName(cudaError_t) { return "cudaSuccess"; }
-inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t = nullptr) {
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+template <typename Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel*, cudaFuncAttribute, int value) {
+  return value >= 0 && size_t(value) <= simt::kMaxDynamicSharedBytes ? cudaSuccess : cudaErrorInvalidValue;
+}
+inline const char* cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorInvalidValue"; }
+inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "invalid argument"; }
