@@ -23,29 +23,18 @@
 #define cuda_attention_tc ld_simt_cuda_attention_tc
 
 // The arrays the kernels' `extern __shared__ float smem[]` name (thread_local, as the shim makes
-// __shared__), and the launch attention_tc.cu leaves to its includer under LD_SIMT_EMULATION.
+// __shared__).
 namespace ld::cuda_attention {
 alignas(128) thread_local float smem[simt::kMaxDynamicSharedBytes / sizeof(float)];
 }
 namespace ld::cuda_attention_tc {
 namespace {
 alignas(128) thread_local float smem[simt::kMaxDynamicSharedBytes / sizeof(float)];
-template <typename Kernel, typename... Args>
-void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t stream, Args... args);
 }  // namespace
 }  // namespace ld::cuda_attention_tc
 
 #include "backend/cuda/attention.cu"
 #include "backend/cuda/attention_tc.cu"
-
-namespace ld::cuda_attention_tc {
-namespace {
-template <typename Kernel, typename... Args>
-void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t, Args... args) {
-  simt::launch(blocks, kThreads, bytes, smem, sizeof smem, [&] { kernel(args...); });
-}
-}  // namespace
-}  // namespace ld::cuda_attention_tc
 
 namespace ld::emulation_test {
 namespace {

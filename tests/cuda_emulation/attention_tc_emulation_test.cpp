@@ -5,8 +5,8 @@
 // checks the kernels' logic, though CI has no GPU.
 //
 // What this checks: the index arithmetic, tiling, causal/GQA/mask/padding logic and the host-side
-// grid and shared-memory sizing (forward/backward as written, only `launch` is replaced); the
-// mma.sync m16n8k16 fragment layouts (emulated from the PTX ISA, not from mma_bf16.cuh's comments);
+// grid and shared-memory sizing (forward/backward and launch as written; LD_CUDA_LAUNCH runs the
+// kernel on the emulator); the mma.sync m16n8k16 fragment layouts (emulated from the PTX ISA, not from mma_bf16.cuh's comments);
 // the cp.async pipeline (data lands only at cp.async.wait_group, NaN before), __syncthreads
 // placement (warps run far ahead of each other), warp shuffles, float2 atomics, shared memory
 // starting as NaN, 16-byte cp.async and float2 alignment, writes past the launch's shared memory and
@@ -29,26 +29,15 @@
 
 #include <cuda_runtime.h>  // the shim: CUDA C++ onto simt.hpp
 
-// What the kernels' `extern __shared__ float smem[]` names, and the launch that attention_tc.cu
-// leaves out under LD_SIMT_EMULATION; both must be in its (this translation unit's) anonymous namespace.
+// What the kernels' `extern __shared__ float smem[]` names; it must be in attention_tc.cu's (this
+// translation unit's) anonymous namespace. LD_CUDA_LAUNCH's kernels get it (simt::set_shared).
 namespace ld::cuda_attention_tc {
 namespace {
 alignas(128) thread_local float smem[simt::kMaxDynamicSharedBytes / sizeof(float)];  // thread_local: see the shim
-template <typename Kernel, typename... Args>
-void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t stream, Args... args);
 }  // namespace
 }  // namespace ld::cuda_attention_tc
 
 #include "backend/cuda/attention_tc.cu"
-
-namespace ld::cuda_attention_tc {
-namespace {
-template <typename Kernel, typename... Args>
-void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t, Args... args) {
-  simt::launch(blocks, kThreads, bytes, smem, sizeof smem, [&] { kernel(args...); });
-}
-}  // namespace
-}  // namespace ld::cuda_attention_tc
 
 namespace ld::test {
 namespace {
@@ -207,6 +196,7 @@ TEST_P(CudaEmulation, TensorCoreAttentionMatchesFloat64Reference) {
   ASSERT_TRUE(cuda_attention_tc::applies(a, {q.data(), k.data(), v.data(), out.data(), dout.data(), dq.data(),
                                              dk.data(), dv.data()}))
       << "CudaBackend would not take the tensor-core path for these arguments";
+  simt::set_shared(cuda_attention_tc::smem, sizeof cuda_attention_tc::smem);
   cuda_attention_tc::forward(a, q.data(), k.data(), v.data(), out.data(), lse.data(), nullptr);
   for (size_t r = 0; r < rows; ++r) {  // as CudaBackend's output_grad_dot_kernel: <dout, out> per row
     double s = 0.0;

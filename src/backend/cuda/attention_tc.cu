@@ -21,6 +21,7 @@
 
 #include "backend/cuda/attention_tc.hpp"
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mma_bf16.cuh"
 
 namespace ld::cuda_attention_tc {
@@ -461,14 +462,12 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(AttentionArgs a, Vis
 
 // Launches kernel on `blocks` blocks of kThreads with `bytes` of dynamic shared memory (over the
 // 48 KiB default, so the limit is raised first).
-#ifndef LD_SIMT_EMULATION  // tests/cuda_emulation runs this file on the CPU and defines its own launch
 template <typename Kernel, typename... Args>
 void launch(Kernel kernel, int64_t blocks, size_t bytes, cudaStream_t stream, Args... args) {
   LD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  kernel<<<unsigned(blocks), kThreads, bytes, stream>>>(args...);
+  LD_CUDA_LAUNCH(kernel, unsigned(blocks), kThreads, bytes, stream)(args...);
   LD_CUDA_CHECK_LAUNCH();
 }
-#endif
 
 template <int D, int kBc>
 void forward_for(const AttentionArgs& a, const float* q, const float* k, const float* v, float* out, float* lse,
