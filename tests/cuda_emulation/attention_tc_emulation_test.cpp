@@ -6,8 +6,8 @@
 //
 // What this checks: the index arithmetic, tiling, causal/GQA/mask/padding logic and the host-side
 // grid and shared-memory sizing (forward/backward and launch as written; LD_CUDA_LAUNCH runs the
-// kernel on the emulator); the mma.sync m16n8k16 fragment layouts (emulated from the PTX ISA, not from mma_bf16.cuh's comments);
-// the cp.async pipeline (data lands only at cp.async.wait_group, NaN before), __syncthreads
+// kernel on the emulator); the mma.sync m16n8k16 fragment layouts (emulated from the PTX ISA, not
+// from mma_bf16.cuh's comments); the cp.async pipeline (data lands only at cp.async.wait_group, NaN before), __syncthreads
 // placement (warps run far ahead of each other), warp shuffles, float2 atomics, shared memory
 // starting as NaN, 16-byte cp.async and float2 alignment, writes past the launch's shared memory and
 // global accesses past the end of a buffer (guard pages). Planted bugs (swapped fragment registers,

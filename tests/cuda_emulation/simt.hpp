@@ -270,9 +270,9 @@ inline void run_warp(unsigned warp) {
 // the saved context), so it sits alone in a function with nothing live across it (-Wclobbered).
 [[gnu::noinline]] inline void save_context(ucontext_t* ctx) { getcontext(ctx); }
 
-// block: the linear index (x fastest), which also picks the warp order.
+// block: the linear index (x fastest, then y, then z), which also picks the warp order.
 inline void run_block(unsigned block, unsigned threads) {
-  block_idx = {block % grid_dim.x, block / grid_dim.x, 0};
+  block_idx = {block % grid_dim.x, block / grid_dim.x % grid_dim.y, block / grid_dim.x / grid_dim.y};
   for (unsigned t = 0; t < threads; ++t) {
     Thread& th = rt.threads[t];
     save_context(&th.ctx);
@@ -307,7 +307,8 @@ inline void run_block(unsigned block, unsigned threads) {
 inline void on_fault(int sig, siginfo_t* info, void*) {
   char msg[200];
   const int n = std::snprintf(msg, sizeof msg, "simt: fault at %p in block %u, thread %u (out-of-bounds access?)\n",
-                              info->si_addr, block_idx.x + block_idx.y * grid_dim.x, thread_idx.x);
+                              info->si_addr, block_idx.x + (block_idx.y + block_idx.z * grid_dim.y) * grid_dim.x,
+                              thread_idx.x);
   if (n > 0 && write(STDERR_FILENO, msg, size_t(n)) < 0) _exit(128 + sig);
   signal(sig, SIG_DFL);  // returning re-runs the access, which now kills the process
 }
@@ -330,7 +331,7 @@ inline void install_fault_handler() {
 }
 
 // kernel<<<grid, threads, shared_bytes>>>: body is the kernel call, run by every thread of every
-// block in turn (x fastest, then y). shared is the array the kernel's `extern __shared__` names; it
+// block in turn (x fastest, then y, then z). shared is the array the kernel's `extern __shared__` names; it
 // holds NaN at each block's start (uninitialised), and the bytes past shared_bytes a canary that
 // must survive.
 inline void launch(Dim3 grid, unsigned threads, size_t shared_bytes, void* shared, size_t shared_capacity,
@@ -338,9 +339,10 @@ inline void launch(Dim3 grid, unsigned threads, size_t shared_bytes, void* share
   install_fault_handler();
   rt.printed = 0;
   const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
+  // (more blocks in all than an int32 holds would be legal on the hardware, but not to emulate)
   if (grid.x == 0 || grid.x > unsigned(std::numeric_limits<int32_t>::max()) || grid.y == 0 || grid.y > 65535 ||
-      grid.z != 1 || threads == 0 || threads > 1024 || threads % 32 != 0 || shared_bytes > kMaxDynamicSharedBytes ||
-      shared_bytes > shared_capacity) {
+      grid.z == 0 || grid.z > 65535 || blocks > std::numeric_limits<int32_t>::max() || threads == 0 ||
+      threads > 1024 || threads % 32 != 0 || shared_bytes > kMaxDynamicSharedBytes || shared_bytes > shared_capacity) {
     error("launch refused: %u x %u x %u blocks of %u threads, %zu bytes of shared memory (of %zu here)", grid.x,
           grid.y, grid.z, threads, shared_bytes, shared_capacity);
     return;

@@ -91,7 +91,7 @@ void CudaBackend::adamw_step(std::span<const AdamWArgs> buffers) {
   AdamWBatch batch{};
   auto launch = [&] {
     if (batch.first_block[batch.count] > 0)
-      adamw_batch_kernel<<<unsigned(batch.first_block[batch.count]), cuda::kThreads, 0, stream()>>>(batch);
+      LD_CUDA_LAUNCH(adamw_batch_kernel, unsigned(batch.first_block[batch.count]), cuda::kThreads, 0, stream())(batch);
     LD_CUDA_CHECK(cudaGetLastError());
     batch = AdamWBatch{};
   };
@@ -106,7 +106,7 @@ void CudaBackend::adamw_step(std::span<const AdamWArgs> buffers) {
 void CudaBackend::round_bf16(int64_t n, const float* x, uint16_t* y, uint64_t key, uint64_t counter) {
   if (n == 0) return;
   activate();
-  round_bf16_kernel<<<cuda::grid_for(n), cuda::kThreads, 0, stream()>>>(n, x, y, key, counter);
+  LD_CUDA_LAUNCH(round_bf16_kernel, cuda::grid_for(n), cuda::kThreads, 0, stream())(n, x, y, key, counter);
   LD_CUDA_CHECK(cudaGetLastError());
 }
 

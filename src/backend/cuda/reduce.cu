@@ -140,7 +140,7 @@ void CudaBackend::reduce_sum(int64_t outer, int64_t n, int64_t inner, const floa
     return;
   }
   if (inner == 1) {
-    row_sum_kernel<<<row_grid(outer), cuda::kThreads, 0, s>>>(outer, n, x, out);
+    LD_CUDA_LAUNCH(row_sum_kernel, row_grid(outer), cuda::kThreads, 0, s)(outer, n, x, out);
     LD_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -152,21 +152,21 @@ void CudaBackend::reduce_sum(int64_t outer, int64_t n, int64_t inner, const floa
   double* p = static_cast<double*>(partial->data());
   dim3 grid(unsigned((inner + cuda::kThreads - 1) / cuda::kThreads), unsigned(splits),
             unsigned(std::min<int64_t>(outer, 65535)));
-  column_sum_kernel<<<grid, cuda::kThreads, 0, s>>>(outer, n, inner, rows_per_split, x, p);
+  LD_CUDA_LAUNCH(column_sum_kernel, grid, cuda::kThreads, 0, s)(outer, n, inner, rows_per_split, x, p);
   LD_CUDA_CHECK_LAUNCH();
-  finish_column_sum_kernel<<<cuda::grid_for(columns), cuda::kThreads, 0, s>>>(outer, inner, splits, p, out);
+  LD_CUDA_LAUNCH(finish_column_sum_kernel, cuda::grid_for(columns), cuda::kThreads, 0, s)(outer, inner, splits, p, out);
   LD_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::argmax(int64_t rows, int64_t cols, const float* x, int64_t* out) {
   if (rows == 0) return;
-  argmax_kernel<<<row_grid(rows), cuda::kThreads, 0, stream()>>>(rows, cols, x, out);
+  LD_CUDA_LAUNCH(argmax_kernel, row_grid(rows), cuda::kThreads, 0, stream())(rows, cols, x, out);
   LD_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::topk(int64_t rows, int64_t cols, int64_t k, const float* x, float* values, int64_t* indices) {
   if (rows == 0 || k == 0) return;
-  topk_kernel<<<row_grid(rows), cuda::kThreads, 0, stream()>>>(rows, cols, k, x, values, indices);
+  LD_CUDA_LAUNCH(topk_kernel, row_grid(rows), cuda::kThreads, 0, stream())(rows, cols, k, x, values, indices);
   LD_CUDA_CHECK_LAUNCH();
 }
 

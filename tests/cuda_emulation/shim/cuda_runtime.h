@@ -20,6 +20,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
+#define __grid_constant__  // a const kernel parameter left in the parameter block: a plain const copy here
 // Shared memory is thread_local storage: the emulator runs every fiber on one OS thread, so all the
 // threads of a block (and the blocks, one after another) see one array. Dynamic shared memory
 // (`extern __shared__ T name[];`) names an array the test defines (`thread_local` too) and hands
@@ -71,7 +72,7 @@ inline float2 make_float2(float x, float y) { return float2(x, y); }
 
 inline void __syncthreads() { simt::syncthreads(); }
 
-// Launch shapes: dim3 (x, y; z must be 1 here) and what device_util.cuh's LD_CUDA_LAUNCH becomes
+// Launch shapes: dim3 and what device_util.cuh's LD_CUDA_LAUNCH becomes
 // under LD_SIMT_EMULATION: LD_SIMT_LAUNCH(kernel, grid, block, smem, stream)(args...) runs kernel
 // on the emulator with the arguments copied (as <<<>>> copies them), synchronously, with
 // simt::set_shared's array as its dynamic shared memory. kernel may name a template whose

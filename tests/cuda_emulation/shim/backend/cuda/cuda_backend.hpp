@@ -31,6 +31,7 @@ class EmulatedCudaBackend {
                                      [buffer](void*, size_t) { delete buffer; });
   }
   CUstream_st* stream() { return nullptr; }
+  void activate() const {}  // one emulated device: nothing to select
 
   // norm.cu
   void layernorm_forward(int64_t rows, int64_t cols, const float* x, const float* residual, const float* w,
@@ -47,6 +48,21 @@ class EmulatedCudaBackend {
   void softmax_backward(int64_t rows, int64_t cols, const float* y, const float* dy, float* dx, bool log);
   void cross_entropy_forward(const CrossEntropyArgs& a, float* loss_rows, float* lse);
   void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* dloss_rows, void* dlogits);
+
+  // adamw.cu
+  void adamw_step(std::span<const AdamWArgs> buffers);
+  void round_bf16(int64_t n, const float* x, uint16_t* y, uint64_t key, uint64_t counter);
+
+  // reduce.cu
+  void reduce_sum(int64_t outer, int64_t n, int64_t inner, const float* x, float* out);
+  void argmax(int64_t rows, int64_t cols, const float* x, int64_t* out);
+  void topk(int64_t rows, int64_t cols, int64_t k, const float* x, float* values, int64_t* indices);
+  void scatter_add_rows(int64_t rows, int64_t cols, int64_t k, const int64_t* index, const float* src, float* dst);
+  // copy_fill.cu's, which reduce_sum calls for an empty summed dim: only the f32 case, on the host.
+  void fill(DType dtype, void* dst, int64_t n, double value) {
+    if (dtype != DType::f32) return simt::error("shim fill: only f32 is emulated");
+    for (int64_t i = 0; i < n; ++i) static_cast<float*>(dst)[i] = float(value);
+  }
 
   // attention.cu
   void attention_forward(const AttentionArgs& a, const float* q, const float* k, const float* v, float* out,
