@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_test_args.hpp"
 #include "cuda_test_util.hpp"
 #include "ops/autocast.hpp"
 #include "ops/ops.hpp"
@@ -84,21 +85,8 @@ Results run(const Case& c, const Inputs& host, Device device, bool allow_bf16) {
   Results r{zeros({B, Hq, Tq, D}, DType::f32, device), zeros({B, Hq, Tq}, DType::f32, device),
             zeros({B, Hq, Tq, D}, DType::f32, device), zeros({B, Hk, Tk, D}, DType::f32, device),
             zeros({B, Hk, Tk, D}, DType::f32, device)};
-  AttentionArgs a;
-  a.batch = B, a.q_heads = Hq, a.kv_heads = Hk, a.q_len = Tq, a.kv_len = Tk, a.head_dim = D;
-  a.scale = float(1.0 / std::sqrt(double(D))), a.causal = c.causal, a.allow_bf16 = allow_bf16;
-  const int64_t strided[3] = {Tq * Hq * D, D, Hq * D}, contiguous[3] = {Hq * Tq * D, Tq * D, D};
-  const int64_t kv[3] = {Hk * Tk * D, Tk * D, D};
-  for (int i = 0; i < 3; ++i) {
-    a.q_stride[i] = c.strided_q ? strided[i] : contiguous[i];
-    a.o_stride[i] = contiguous[i];
-    a.k_stride[i] = a.v_stride[i] = kv[i];
-  }
-  if (c.mask) {
-    a.mask = mask.data<float>();
-    const int64_t ms[4] = {Tq * Tk, 0, Tk, 1};
-    for (int i = 0; i < 4; ++i) a.mask_stride[i] = ms[i];
-  }
+  AttentionArgs a = attention_test_args(B, Hq, Hk, Tq, Tk, D, c.causal, c.strided_q, c.mask ? mask.data<float>() : nullptr);
+  a.allow_bf16 = allow_bf16;
   Backend& be = backend_for(device);
   be.attention_forward(a, q.data<float>(), k.data<float>(), v.data<float>(), r.out.data<float>(), r.lse.data<float>());
   be.attention_backward(a, q.data<float>(), k.data<float>(), v.data<float>(), r.out.data<float>(),

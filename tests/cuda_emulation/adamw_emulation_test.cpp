@@ -19,17 +19,6 @@
 namespace ld::emulation_test {
 namespace {
 
-struct Timer {
-  const char* name;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  int errors_before = simt::error_count();
-  ~Timer() {
-    EXPECT_EQ(simt::error_count(), errors_before) << "the emulator reported faults (printed above)";
-    std::printf("[ emulated ] %s: %.2f s\n", name,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-};
-
 // rounding_key 0 rounds to nearest; the stochastic keys and counters differ per buffer, one counter
 // so close to 2^32 that the buffer's draws carry into the counter's high word.
 constexpr uint64_t kStochasticKey = 0x9e3779b97f4a7c15ull;
@@ -46,7 +35,7 @@ void expect_bits_equal(const uint16_t* got, const uint16_t* want, size_t n, cons
 }
 
 TEST(CudaEmulationAdamW, ManyBuffersTwoLaunchesWithBf16WorkingCopies) {
-  Timer timer{"adamw_step"};
+  const EmulatedRun run{"adamw_step"};
   // 41 buffers (two launches); index 3 empty; index 5 (first launch) and 38 (second) span two blocks.
   std::vector<int64_t> sizes;
   for (int b = 0; b < 41; ++b) sizes.push_back(b == 3 ? 0 : b == 5 ? 70001 : b == 38 ? 65537 : 1 + (b * 397) % 1500);
@@ -122,7 +111,7 @@ TEST(CudaEmulationAdamW, ManyBuffersTwoLaunchesWithBf16WorkingCopies) {
 }
 
 TEST(CudaEmulationAdamW, RoundBf16NearestAndStochasticMatchCpuBits) {
-  Timer timer{"round_bf16"};
+  const EmulatedRun run{"round_bf16"};
   const int64_t n = 3001;  // odd: a partial last Philox group and a partial last block
   Normal normal;
   std::vector<float> x(static_cast<size_t>(n));

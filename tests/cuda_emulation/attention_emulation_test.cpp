@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>  // the shim
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "attention_test_args.hpp"
 #include "emulation_util.hpp"
 
 // Both files' namespaces renamed (see softmax_ce_emulation_test.cpp).
@@ -61,8 +62,7 @@ TEST_P(CudaEmulationAttention, Fp32FlashAttentionMatchesCpu) {
   const Case& c = GetParam();
   const int64_t B = c.batch, Hq = c.q_heads, Hk = c.kv_heads, Tq = c.q_len, Tk = c.kv_len, D = c.head_dim;
   simt::set_shared(cuda_attention::smem, sizeof cuda_attention::smem);  // what LD_CUDA_LAUNCH's kernels get
-  const int errors_before = simt::error_count();
-  const auto start = std::chrono::steady_clock::now();
+  const ld::emulation_test::EmulatedRun run{c.name};
 
   Normal normal;
   const size_t q_size = size_t(B * Hq * Tq * D), kv_size = size_t(B * Hk * Tk * D), rows = size_t(B * Hq * Tq);
@@ -72,22 +72,10 @@ TEST_P(CudaEmulationAttention, Fp32FlashAttentionMatchesCpu) {
   for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 5 == 0 ? -INFINITY : 2.0f * normal();  // fully masked keys too
   Mirror<float> qd(q), kd(k), vd(v), doutd(dout), maskd(mask);
 
-  AttentionArgs a;
-  a.batch = B, a.q_heads = Hq, a.kv_heads = Hk, a.q_len = Tq, a.kv_len = Tk, a.head_dim = D;
-  a.scale = float(1.0 / std::sqrt(double(D))), a.causal = c.causal;
-  const int64_t strided[3] = {Tq * Hq * D, D, Hq * D}, contiguous[3] = {Hq * Tq * D, Tq * D, D};
-  const int64_t kv[3] = {Hk * Tk * D, Tk * D, D};
-  for (int i = 0; i < 3; ++i) {
-    a.q_stride[i] = c.strided_q ? strided[i] : contiguous[i];
-    a.o_stride[i] = contiguous[i];
-    a.k_stride[i] = a.v_stride[i] = kv[i];
-  }
-  const int64_t ms[4] = {Tq * Tk, 0, Tk, 1};
-  if (c.mask)
-    for (int i = 0; i < 4; ++i) a.mask_stride[i] = ms[i];
+  AttentionArgs a =
+      test::attention_test_args(B, Hq, Hk, Tq, Tk, D, c.causal, c.strided_q, c.mask ? mask.data() : nullptr);
 
   std::vector<float> out(q_size), lse(rows), dq(q_size), dk(kv_size), dv(kv_size);
-  a.mask = c.mask ? mask.data() : nullptr;
   cpu_backend().attention_forward(a, q.data(), k.data(), v.data(), out.data(), lse.data());
   cpu_backend().attention_backward(a, q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(),
                                    dk.data(), dv.data());
@@ -105,9 +93,6 @@ TEST_P(CudaEmulationAttention, Fp32FlashAttentionMatchesCpu) {
   expect_close(dqd.data(), dq.data(), q_size, 1e-4, 1e-5, std::string(c.name) + " dq");
   expect_close(dkd.data(), dk.data(), kv_size, 1e-4, 1e-5, std::string(c.name) + " dk");
   expect_close(dvd.data(), dv.data(), kv_size, 1e-4, 1e-5, std::string(c.name) + " dv");
-  EXPECT_EQ(simt::error_count(), errors_before) << "the emulator reported faults (printed above)";
-  std::printf("[ emulated ] %s: %.2f s\n", c.name,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaEmulationAttention, ::testing::ValuesIn(kCases),

@@ -29,6 +29,9 @@
 
 #include <cuda_runtime.h>  // the shim: CUDA C++ onto simt.hpp
 
+#include "attention_test_args.hpp"
+#include "emulation_util.hpp"
+
 // What the kernels' `extern __shared__ float smem[]` names; it must be in attention_tc.cu's (this
 // translation unit's) anonymous namespace. LD_CUDA_LAUNCH's kernels get it (simt::set_shared).
 namespace ld::cuda_attention_tc {
@@ -158,8 +161,7 @@ class CudaEmulation : public ::testing::TestWithParam<Case> {};
 TEST_P(CudaEmulation, TensorCoreAttentionMatchesFloat64Reference) {
   const Case& c = GetParam();
   const int64_t B = c.batch, Hq = c.q_heads, Hk = c.kv_heads, Tq = c.q_len, Tk = c.kv_len, D = c.head_dim;
-  const int errors_before = simt::error_count();
-  const auto start = std::chrono::steady_clock::now();
+  const ld::emulation_test::EmulatedRun run{c.name};
 
   Normal normal;
   const size_t q_size = size_t(B * Hq * Tq * D), kv_size = size_t(B * Hk * Tk * D), rows = size_t(B * Hq * Tq);
@@ -173,21 +175,8 @@ TEST_P(CudaEmulation, TensorCoreAttentionMatchesFloat64Reference) {
     for (int64_t j = 0; j < Tk; ++j) mask[size_t(2 * Tk + j)] = -INFINITY;
   }
 
-  AttentionArgs a;
-  a.batch = B, a.q_heads = Hq, a.kv_heads = Hk, a.q_len = Tq, a.kv_len = Tk, a.head_dim = D;
-  a.scale = float(1.0 / std::sqrt(double(D))), a.causal = c.causal, a.allow_bf16 = true;
-  const int64_t strided[3] = {Tq * Hq * D, D, Hq * D}, contiguous[3] = {Hq * Tq * D, Tq * D, D};
-  const int64_t kv[3] = {Hk * Tk * D, Tk * D, D};
-  for (int i = 0; i < 3; ++i) {
-    a.q_stride[i] = c.strided_q ? strided[i] : contiguous[i];
-    a.o_stride[i] = contiguous[i];
-    a.k_stride[i] = a.v_stride[i] = kv[i];
-  }
-  if (c.mask) {
-    a.mask = mask.data();
-    const int64_t ms[4] = {Tq * Tk, 0, Tk, 1};
-    for (int i = 0; i < 4; ++i) a.mask_stride[i] = ms[i];
-  }
+  AttentionArgs a = attention_test_args(B, Hq, Hk, Tq, Tk, D, c.causal, c.strided_q, c.mask ? mask.data() : nullptr);
+  a.allow_bf16 = true;
 
   // Outputs start as NaN (DeviceBuffer's fill), so anything the kernels fail to write shows; dq is
   // accumulated with atomics and must start at zero.
@@ -216,9 +205,6 @@ TEST_P(CudaEmulation, TensorCoreAttentionMatchesFloat64Reference) {
                         << (std::isinf(err) ? " (a NaN, or an infinite lse not matched)" : "");
     std::printf("[ emulated ] %s %s: relative error %.2e\n", c.name, names[i], err);
   }
-  EXPECT_EQ(simt::error_count(), errors_before) << "the emulator reported faults (printed above)";
-  std::printf("[ emulated ] %s: %.2f s\n", c.name,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaEmulation, ::testing::ValuesIn(kCases),

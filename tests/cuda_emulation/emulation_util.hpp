@@ -6,7 +6,9 @@
 // CPU has them).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -16,6 +18,19 @@
 #include "../simt.hpp"
 
 namespace ld::emulation_test {
+
+// For the length of one emulated check: the emulator must report no fault (misaligned access,
+// cp.async left in flight, ...), and the check's wall time is printed.
+struct EmulatedRun {
+  const char* name;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  int errors_before = simt::error_count();
+  ~EmulatedRun() {
+    EXPECT_EQ(simt::error_count(), errors_before) << name << ": the emulator reported faults (printed above)";
+    std::printf("[ emulated ] %s: %.2f s\n", name,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+};
 
 // N(0, 1) from a fixed engine (Box-Muller on mt19937_64, identical on every platform).
 struct Normal {

@@ -23,8 +23,7 @@ namespace {
 const std::pair<int64_t, int64_t> kShapes[] = {{67, 300}, {100, 64}};
 
 TEST(CudaEmulationNorm, LayerNormAndRmsNormForwardBackwardWithResidual) {
-  const int errors_before = simt::error_count();
-  const auto start = std::chrono::steady_clock::now();
+  const EmulatedRun run{"layernorm/rmsnorm"};
   for (auto [rows, cols] : kShapes) {
     const size_t n = size_t(rows * cols), c = size_t(cols), r = size_t(rows);
     Normal normal;
@@ -74,9 +73,6 @@ TEST(CudaEmulationNorm, LayerNormAndRmsNormForwardBackwardWithResidual) {
       }
     }
   }
-  EXPECT_EQ(simt::error_count(), errors_before) << "the emulator reported faults (printed above)";
-  std::printf("[ emulated ] layernorm/rmsnorm: %.2f s\n",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace

@@ -20,17 +20,6 @@
 namespace ld::emulation_test {
 namespace {
 
-struct Timer {
-  const char* name;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  int errors_before = simt::error_count();
-  ~Timer() {
-    EXPECT_EQ(simt::error_count(), errors_before) << "the emulator reported faults (printed above)";
-    std::printf("[ emulated ] %s: %.2f s\n", name,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-};
-
 template <typename T>
 void expect_equal(const T* got, const T* want, size_t n, const std::string& what) {
   size_t bad = 0, first = n;
@@ -43,7 +32,7 @@ void expect_equal(const T* got, const T* want, size_t n, const std::string& what
 }
 
 TEST(CudaEmulationReduce, ReduceSumRowsSplitColumnsAndEmpty) {
-  Timer timer{"reduce_sum"};
+  const EmulatedRun run{"reduce_sum"};
   // cuda_ops_test.cpp's shapes (outer x n x inner), plus column sums over outer > 1 (grid z) with a
   // partial last split (4 x 37 x 3: 3 splits of 13 rows), and an empty summed dim (fill).
   for (auto [outer, n, inner] : {std::tuple<int64_t, int64_t, int64_t>{3, 1000, 1}, {3, 1000, 17}, {1, 2000, 300},
@@ -65,7 +54,7 @@ TEST(CudaEmulationReduce, ReduceSumRowsSplitColumnsAndEmpty) {
 }
 
 TEST(CudaEmulationReduce, ArgmaxAndTopkWithTiesAndNaN) {
-  Timer timer{"argmax/topk"};
+  const EmulatedRun run{"argmax/topk"};
   const int64_t rows = 6, cols = 1000, k = 7;
   // as cuda_ops_test.cpp: values rounded to 0.25 so ties are common, two NaNs in row 2; row 4 all
   // equal (every pick a tie), row 5 -inf but one.
@@ -97,7 +86,7 @@ TEST(CudaEmulationReduce, ArgmaxAndTopkWithTiesAndNaN) {
 }
 
 TEST(CudaEmulationReduce, ScatterAddRowsWithRepeatedIndices) {
-  Timer timer{"scatter_add_rows"};
+  const EmulatedRun run{"scatter_add_rows"};
   const int64_t rows = 3, cols = 10, k = 4;
   const std::vector<int64_t> index = {0, 3, 3, 9, 1, 1, 1, 0, 9, 9, 2, 5};
   Normal normal;

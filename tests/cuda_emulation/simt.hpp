@@ -415,22 +415,13 @@ inline void syncthreads() {
   block_on(State::at_barrier);
 }
 
-inline uint64_t shfl_xor(unsigned mask, uint64_t bits, int lane_mask) {
+// op shfl_xor: lane = this lane ^ lane_arg; shfl_idx: lane = lane_arg. Returns that lane's bits.
+inline uint64_t shfl(WarpOp op, unsigned mask, uint64_t bits, int lane_arg) {
   Thread& th = *rt.current;
-  th.op = WarpOp::shfl_xor;
+  th.op = op;
   th.shfl_mask = mask;
   th.shfl_bits = bits;
-  th.shfl_lane_mask = lane_mask;
-  block_on(State::at_warp_op);
-  return th.shfl_bits;
-}
-
-inline uint64_t shfl_idx(unsigned mask, uint64_t bits, int src_lane) {
-  Thread& th = *rt.current;
-  th.op = WarpOp::shfl_idx;
-  th.shfl_mask = mask;
-  th.shfl_bits = bits;
-  th.shfl_lane_mask = src_lane;
+  th.shfl_lane_mask = lane_arg;
   block_on(State::at_warp_op);
   return th.shfl_bits;
 }

@@ -26,19 +26,8 @@ namespace {
 
 constexpr double kRtol = 1e-5;  // as cuda_ops_test.cpp
 
-struct Timer {
-  const char* name;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  int errors_before = simt::error_count();
-  ~Timer() {
-    EXPECT_EQ(simt::error_count(), errors_before) << "the emulator reported faults (printed above)";
-    std::printf("[ emulated ] %s: %.2f s\n", name,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-};
-
 TEST(CudaEmulationSoftmaxCe, SoftmaxAndLogSoftmaxForwardBackward) {
-  Timer timer{"softmax"};
+  const EmulatedRun run{"softmax"};
   const int64_t rows = 5, cols = 700;  // not a multiple of the 256 threads
   const size_t n = size_t(rows * cols);
   Normal normal;
@@ -145,7 +134,7 @@ void check_cross_entropy(const CeCase& c) {
 }
 
 TEST(CudaEmulationSoftmaxCe, CrossEntropyF32IgnoreIndexSmoothingI32I64Targets) {
-  Timer timer{"cross_entropy f32"};
+  const EmulatedRun run{"cross_entropy f32"};
   for (DType target_dtype : {DType::i64, DType::i32})
     for (float smoothing : {0.0f, 0.1f}) check_cross_entropy({DType::f32, target_dtype, 0, smoothing, false});
   check_cross_entropy({DType::f32, DType::i64, 1010, 0.1f, false});  // rows further apart than the vocabulary
@@ -153,7 +142,7 @@ TEST(CudaEmulationSoftmaxCe, CrossEntropyF32IgnoreIndexSmoothingI32I64Targets) {
 }
 
 TEST(CudaEmulationSoftmaxCe, CrossEntropyOnHalfLogitsWithPaddedRowsInPlace) {
-  Timer timer{"cross_entropy bf16/f16"};
+  const EmulatedRun run{"cross_entropy bf16/f16"};
   for (DType dt : {DType::bf16, DType::f16})
     for (float smoothing : {0.0f, 0.1f}) check_cross_entropy({dt, DType::i64, 1010, smoothing, true});
   check_cross_entropy({DType::bf16, DType::i32, 1010, 0.1f, false});

@@ -104,7 +104,7 @@ T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
   if (width != warpSize) simt::error("__shfl_xor_sync: width %d is not emulated", width);
   uint64_t bits = 0;
   std::memcpy(&bits, &var, sizeof(T));
-  bits = simt::shfl_xor(mask, bits, lane_mask);
+  bits = simt::shfl(simt::WarpOp::shfl_xor, mask, bits, lane_mask);
   std::memcpy(&var, &bits, sizeof(T));
   return var;
 }
@@ -114,7 +114,7 @@ T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize) {
   if (width != warpSize) simt::error("__shfl_sync: width %d is not emulated", width);
   uint64_t bits = 0;
   std::memcpy(&bits, &var, sizeof(T));
-  bits = simt::shfl_idx(mask, bits, src_lane);
+  bits = simt::shfl(simt::WarpOp::shfl_idx, mask, bits, src_lane);
   std::memcpy(&var, &bits, sizeof(T));
   return var;
 }
